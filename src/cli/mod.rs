@@ -1,0 +1,236 @@
+//! The `muse` command line: argument parsing, dispatch, and the one place
+//! where errors become exit codes.
+//!
+//! Exit codes (shared/PLUMBING.md): 0 success, 1 user error (bad input,
+//! unknown name, invalid id, missing object), 3 internal error (I/O failure,
+//! integrity check failed, corrupt record).
+
+mod objects;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::durable::Durability;
+use crate::error::Error;
+use crate::repo::{Options, Repository};
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// The caller's input is at fault.
+pub const EXIT_USER: u8 = 1;
+/// Damage or an I/O failure.
+pub const EXIT_INTERNAL: u8 = 3;
+
+/// A command's failure: an exit code and what to tell the user.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// The message for stderr.
+    pub message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Failure {
+            code: exit_code(&err),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl Failure {
+    /// A user error with `message`.
+    pub fn user(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_USER,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that carries only an exit code: the command already printed
+    /// what the user needs (for example a report listing the failures).
+    fn silent(code: u8) -> Self {
+        Failure {
+            code,
+            message: String::new(),
+        }
+    }
+}
+
+/// The exit code for an error: the only mapping from errors to exit codes.
+#[must_use]
+pub fn exit_code(err: &Error) -> u8 {
+    if err.is_user_error() {
+        EXIT_USER
+    } else {
+        EXIT_INTERNAL
+    }
+}
+
+/// What a command returns.
+pub type CmdResult = Result<(), Failure>;
+
+/// muse: a crash-safe, verified, content-addressed store for version control.
+#[derive(Debug, Parser)]
+#[command(name = "muse", version, about)]
+struct Cli {
+    /// Run as if started in <DIR>.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an empty repository.
+    Init {
+        /// Where to create it (default: the current directory).
+        dir: Option<PathBuf>,
+    },
+    /// Low-level commands with a stable JSON contract.
+    #[command(subcommand)]
+    Plumbing(Plumbing),
+}
+
+#[derive(Debug, Subcommand)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "the names are the commands of the Muse contract"
+)]
+enum Plumbing {
+    /// Hash a file, and with -w store it.
+    HashObject(objects::HashObjectArgs),
+    /// Print an object's bytes (verified) or information about it.
+    CatObject(objects::CatObjectArgs),
+    /// Verify that stored objects hash to their ids.
+    VerifyObject(objects::VerifyObjectArgs),
+}
+
+/// Output format of most plumbing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// JSON on stdout.
+    #[default]
+    Json,
+    /// The short text form.
+    Text,
+}
+
+/// The command-line environment: where it runs and how it writes.
+struct Context {
+    cwd: PathBuf,
+    options: Options,
+}
+
+impl Context {
+    fn repo(&self) -> Result<Repository, Failure> {
+        Ok(Repository::discover_with(&self.cwd, self.options.clone())?)
+    }
+}
+
+/// Durability for the CLI: `MUSE_DURABILITY=full|relaxed|none` (default full).
+fn durability_from_env() -> Result<Durability, Failure> {
+    match std::env::var("MUSE_DURABILITY").ok().as_deref() {
+        None | Some("" | "full") => Ok(Durability::Full),
+        Some("relaxed") => Ok(Durability::Relaxed),
+        Some("none") => Ok(Durability::None),
+        Some(other) => Err(Failure::user(format!(
+            "MUSE_DURABILITY='{other}' is not one of full, relaxed, none"
+        ))),
+    }
+}
+
+/// Runs `muse` with `args` (the first is the program name), writing to `out`
+/// and `err`, and returns the exit code.
+pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USER } else { EXIT_OK };
+            let text = e.render().to_string();
+            let _ = if e.use_stderr() {
+                err.write_all(text.as_bytes())
+            } else {
+                out.write_all(text.as_bytes())
+            };
+            return code;
+        }
+    };
+    match dispatch(cli, out) {
+        Ok(()) => EXIT_OK,
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                let _ = writeln!(err, "muse: error: {}", failure.message);
+            }
+            failure.code
+        }
+    }
+}
+
+fn dispatch(cli: Cli, out: &mut dyn Write) -> CmdResult {
+    let cwd = match cli.directory {
+        Some(dir) => dir,
+        None => std::env::current_dir().map_err(|e| Failure {
+            code: EXIT_INTERNAL,
+            message: format!("could not read the current directory: {e}"),
+        })?,
+    };
+    let ctx = Context {
+        cwd,
+        options: Options {
+            durability: durability_from_env()?,
+            ..Options::default()
+        },
+    };
+    match cli.command {
+        Command::Init { dir } => init(&ctx, dir, out),
+        Command::Plumbing(p) => match p {
+            Plumbing::HashObject(args) => objects::hash_object(&ctx, &args, out),
+            Plumbing::CatObject(args) => objects::cat_object(&ctx, &args, out),
+            Plumbing::VerifyObject(args) => objects::verify_object(&ctx, &args, out),
+        },
+    }
+}
+
+fn init(ctx: &Context, dir: Option<PathBuf>, out: &mut dyn Write) -> CmdResult {
+    let target = match dir {
+        Some(d) if d.is_absolute() => d,
+        Some(d) => ctx.cwd.join(d),
+        None => ctx.cwd.clone(),
+    };
+    let repo = Repository::init_with(&target, ctx.options.clone())?;
+    emit(
+        out,
+        format_args!(
+            "Initialised empty muse repository in {}\n",
+            repo.layout().muse_dir().display()
+        ),
+    )
+}
+
+/// Writes to stdout, mapping a closed pipe or full disk to an internal error.
+fn emit(out: &mut dyn Write, args: std::fmt::Arguments<'_>) -> CmdResult {
+    out.write_fmt(args).map_err(|e| Failure {
+        code: EXIT_INTERNAL,
+        message: format!("could not write to standard output: {e}"),
+    })
+}
+
+/// Writes `value` as one line of JSON.
+fn emit_json(out: &mut dyn Write, value: &serde_json::Value) -> CmdResult {
+    emit(out, format_args!("{value}\n"))
+}
+
+/// Parses a command-line id, naming the bad value on failure (exit 1).
+fn parse_id(text: &str) -> Result<crate::id::ObjectId, Failure> {
+    crate::id::ObjectId::from_hex(text).map_err(|e| Failure::user(e.to_string()))
+}

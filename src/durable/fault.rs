@@ -1,0 +1,176 @@
+//! A recording, failure-injecting filesystem for tests.
+//!
+//! [`FaultFs`] passes every call to the real filesystem, records it in order,
+//! and can make the n-th call of a kind fail with a chosen errno instead.
+//! Tests use it to prove the order of system calls (fsync before rename,
+//! directory fsync after it) and what is left behind when any step fails.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::vfs::{RealFs, Vfs, VfsFile};
+
+/// The kind of a recorded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// [`Vfs::create_new`].
+    Create,
+    /// [`Vfs::open_append`].
+    OpenAppend,
+    /// [`VfsFile::write_all`].
+    Write,
+    /// [`VfsFile::sync_all`] or [`VfsFile::sync_data`].
+    SyncFile,
+    /// [`VfsFile::set_len`].
+    Truncate,
+    /// [`Vfs::rename`].
+    Rename,
+    /// [`Vfs::remove_file`].
+    Remove,
+    /// [`Vfs::create_dir`].
+    CreateDir,
+    /// [`Vfs::remove_dir`].
+    RemoveDir,
+    /// [`Vfs::sync_dir`].
+    SyncDir,
+}
+
+/// One recorded call: its kind and the path it was about (for a rename, the
+/// destination).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    /// What was called.
+    pub kind: OpKind,
+    /// On which path.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ops: Vec<Op>,
+    /// (kind, occurrence index to fail, errno)
+    faults: Vec<(OpKind, usize, i32)>,
+    seen: std::collections::HashMap<OpKind, usize>,
+}
+
+/// A [`Vfs`] that records every call and injects failures.
+#[derive(Debug, Default, Clone)]
+pub struct FaultFs {
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultFs {
+    /// A recorder with no faults.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the `nth` (0-based) call of `kind` from now on fail with `errno`.
+    pub fn fail_nth(&self, kind: OpKind, nth: usize, errno: i32) {
+        let mut state = self.state.lock();
+        let already = state.seen.get(&kind).copied().unwrap_or(0);
+        state.faults.push((kind, already + nth, errno));
+    }
+
+    /// Every call recorded so far, in order.
+    #[must_use]
+    pub fn ops(&self) -> Vec<Op> {
+        self.state.lock().ops.clone()
+    }
+
+    /// Forgets the recorded calls (faults stay armed).
+    pub fn clear(&self) {
+        self.state.lock().ops.clear();
+    }
+
+    /// Records a call and says whether it must fail.
+    fn enter(&self, kind: OpKind, path: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        state.ops.push(Op {
+            kind,
+            path: path.to_path_buf(),
+        });
+        let count = state.seen.entry(kind).or_insert(0);
+        let index = *count;
+        *count += 1;
+        if let Some(pos) = state
+            .faults
+            .iter()
+            .position(|&(k, n, _)| k == kind && n == index)
+        {
+            let (_, _, errno) = state.faults.remove(pos);
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        Ok(())
+    }
+}
+
+struct FaultFile {
+    inner: Box<dyn VfsFile>,
+    path: PathBuf,
+    fs: FaultFs,
+}
+
+impl VfsFile for FaultFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.fs.enter(OpKind::Write, &self.path)?;
+        self.inner.write_all(buf)
+    }
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.fs.enter(OpKind::SyncFile, &self.path)?;
+        self.inner.sync_all()
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.fs.enter(OpKind::SyncFile, &self.path)?;
+        self.inner.sync_data()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.fs.enter(OpKind::Truncate, &self.path)?;
+        self.inner.set_len(len)
+    }
+}
+
+impl Vfs for FaultFs {
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn VfsFile>> {
+        self.enter(OpKind::Create, path)?;
+        let inner = RealFs.create_new(path, mode)?;
+        Ok(Box::new(FaultFile {
+            inner,
+            path: path.to_path_buf(),
+            fs: self.clone(),
+        }))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        self.enter(OpKind::OpenAppend, path)?;
+        let inner = RealFs.open_append(path)?;
+        Ok(Box::new(FaultFile {
+            inner,
+            path: path.to_path_buf(),
+            fs: self.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.enter(OpKind::Rename, to)?;
+        RealFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.enter(OpKind::Remove, path)?;
+        RealFs.remove_file(path)
+    }
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        self.enter(OpKind::CreateDir, path)?;
+        RealFs.create_dir(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.enter(OpKind::RemoveDir, path)?;
+        RealFs.remove_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.enter(OpKind::SyncDir, path)?;
+        RealFs.sync_dir(path)
+    }
+}

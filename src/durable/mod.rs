@@ -1,0 +1,12 @@
+//! Durable writes: the filesystem seam and the one writer that goes through it.
+//!
+//! Nothing else in the crate creates, replaces, renames or removes a
+//! repository file (clippy.toml's `disallowed-methods` enforces it).
+
+mod fault;
+mod vfs;
+mod writer;
+
+pub use fault::{FaultFs, Op, OpKind};
+pub use vfs::{RealFs, Vfs, VfsFile};
+pub use writer::{Durability, DurableWriter, Staged, TempKind, WriteError, WriteStep};

@@ -1,0 +1,478 @@
+//! The one durable writer.
+//!
+//! Protocol for every file it writes (see docs/durability.md):
+//!
+//! 1. create a uniquely named temp file, exclusively, in the target's own
+//!    directory (creating missing parent directories and making each new
+//!    directory entry durable by syncing its parent);
+//! 2. write everything;
+//! 3. fsync the temp file;
+//! 4. rename it over the target;
+//! 5. fsync the target's directory.
+//!
+//! Invariants:
+//! - a failure at any step before the rename removes the temp file and leaves
+//!   the target exactly as it was (old content, or absent);
+//! - under [`Durability::Full`] a write is acknowledged (returns `Ok`) only
+//!   after both the file and its directory entry were reported durable; an
+//!   fsync error is never retried (the kernel may have dropped the dirty
+//!   pages), it fails the write;
+//! - a failed directory fsync after the rename is reported as
+//!   [`WriteError::NotDurable`]: the new content is visible but may not
+//!   survive a power cut.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::vfs::{RealFs, Vfs, VfsFile};
+use crate::layout::{OBJECT_TMP_PREFIX, RESTORE_TMP_PREFIX, STATE_TMP_PREFIX};
+
+/// How hard a write works to survive a power cut.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file before the rename and the directory after it; any fsync
+    /// error other than "this filesystem cannot sync" fails the write.
+    #[default]
+    Full,
+    /// Same system calls as `Full`, but fsync errors are logged and the write
+    /// completes. Atomicity (old or new content, never a mix) still holds.
+    Relaxed,
+    /// No fsync at all: atomic against a crashed process, not against a power
+    /// cut. For scratch stores, benchmarks and tests.
+    None,
+}
+
+/// What a temp file will become; picks its name prefix and permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempKind {
+    /// An object in `objects/` (stored read-only, mode 0444).
+    Object,
+    /// A state file or record inside `.muse/`.
+    State,
+    /// A file restored into the working tree.
+    Restore,
+}
+
+impl TempKind {
+    /// The temp file name prefix (shared/FORMAT.md, "Extensions").
+    #[must_use]
+    pub fn prefix(self) -> &'static str {
+        match self {
+            TempKind::Object => OBJECT_TMP_PREFIX,
+            TempKind::State => STATE_TMP_PREFIX,
+            TempKind::Restore => RESTORE_TMP_PREFIX,
+        }
+    }
+
+    fn mode(self) -> u32 {
+        match self {
+            TempKind::Object => 0o444,
+            TempKind::State | TempKind::Restore => 0o666,
+        }
+    }
+}
+
+/// A step of the write protocol, named in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStep {
+    /// Creating a missing parent directory.
+    CreateDir,
+    /// Creating the temp file.
+    Create,
+    /// Writing the temp file.
+    Write,
+    /// fsync of the temp file.
+    Fsync,
+    /// Renaming the temp file over the target.
+    Rename,
+    /// fsync of a directory.
+    SyncDir,
+    /// Removing a file.
+    Remove,
+    /// Opening a file for appending.
+    Open,
+}
+
+impl fmt::Display for WriteStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WriteStep::CreateDir => "create directory",
+            WriteStep::Create => "create temp file",
+            WriteStep::Write => "write",
+            WriteStep::Fsync => "fsync",
+            WriteStep::Rename => "rename",
+            WriteStep::SyncDir => "fsync directory",
+            WriteStep::Remove => "remove",
+            WriteStep::Open => "open",
+        })
+    }
+}
+
+/// A write that did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// A step failed; the target keeps its old content (or stays absent).
+    #[error("could not write '{path}': {step} failed: {source}")]
+    Failed {
+        /// The file being written (or directory being created or synced).
+        path: PathBuf,
+        /// The step that failed.
+        step: WriteStep,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// The rename happened but the directory fsync failed: the new content is
+    /// visible but not known to be durable.
+    #[error(
+        "wrote '{path}' but could not fsync its directory: the new content is visible but not known to be durable: {source}"
+    )]
+    NotDurable {
+        /// The file that was written.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl WriteError {
+    /// The path the failed write was about.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        match self {
+            WriteError::Failed { path, .. } | WriteError::NotDurable { path, .. } => path,
+        }
+    }
+
+    fn failed(path: &Path, step: WriteStep, source: io::Error) -> Self {
+        WriteError::Failed {
+            path: path.to_path_buf(),
+            step,
+            source,
+        }
+    }
+}
+
+/// Whether an fsync error means "this filesystem cannot sync this kind of
+/// file" rather than "your data may be lost". Some filesystems (and pipes,
+/// some FUSE mounts) answer EINVAL or ENOTSUP; there is nothing to retry and
+/// nothing was lost that a sync could have saved.
+fn is_unsupported_sync(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP))
+}
+
+static UNSUPPORTED_SYNC_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// The only code that creates, replaces, renames or removes repository files.
+#[derive(Clone)]
+pub struct DurableWriter {
+    vfs: Arc<dyn Vfs>,
+    durability: Durability,
+}
+
+impl fmt::Debug for DurableWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableWriter")
+            .field("vfs", &self.vfs)
+            .field("durability", &self.durability)
+            .finish()
+    }
+}
+
+impl Default for DurableWriter {
+    fn default() -> Self {
+        Self::new(Arc::new(RealFs), Durability::Full)
+    }
+}
+
+impl DurableWriter {
+    /// A writer over `vfs` at `durability`.
+    #[must_use]
+    pub fn new(vfs: Arc<dyn Vfs>, durability: Durability) -> Self {
+        Self { vfs, durability }
+    }
+
+    /// The durability level of this writer.
+    #[must_use]
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The filesystem seam behind this writer.
+    #[must_use]
+    pub fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
+    }
+
+    /// Writes `bytes` to `target` atomically and durably.
+    pub fn write_file(
+        &self,
+        target: &Path,
+        kind: TempKind,
+        bytes: &[u8],
+    ) -> Result<(), WriteError> {
+        let mut staged = self.stage(target, kind)?;
+        staged.write(bytes)?;
+        staged.commit()
+    }
+
+    /// Creates the temp file for `target` (and any missing parent directory),
+    /// ready for [`Staged::write`] and [`Staged::commit`]. Dropping the result
+    /// without committing removes the temp file.
+    pub fn stage(&self, target: &Path, kind: TempKind) -> Result<Staged<'_>, WriteError> {
+        let dir = parent_of(target)?;
+        self.create_dir_all(dir)?;
+        let mut attempts = 0;
+        loop {
+            let temp = dir.join(format!(
+                "{}{}",
+                kind.prefix(),
+                uuid::Uuid::new_v4().simple()
+            ));
+            match self.vfs.create_new(&temp, kind.mode()) {
+                Ok(file) => {
+                    return Ok(Staged {
+                        writer: self,
+                        file: Some(file),
+                        temp,
+                        target: target.to_path_buf(),
+                    });
+                }
+                // A random 128-bit suffix collides only if something else
+                // planted the name; try a fresh one a few times.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 3 => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(WriteError::failed(target, WriteStep::Create, e)),
+            }
+        }
+    }
+
+    /// Creates `dir` and any missing ancestors; each directory created is made
+    /// durable by syncing its parent.
+    pub fn create_dir_all(&self, dir: &Path) -> Result<(), WriteError> {
+        if dir.as_os_str().is_empty() || dir.is_dir() {
+            return Ok(());
+        }
+        let parent = parent_of(dir)?;
+        self.create_dir_all(parent)?;
+        match self.vfs.create_dir(dir) {
+            Ok(()) => {}
+            // Another writer created it; it may not have synced the parent
+            // yet, so sync it here too before anything is acknowledged.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(e) => return Err(WriteError::failed(dir, WriteStep::CreateDir, e)),
+        }
+        self.sync_dir(parent)
+            .map_err(|e| WriteError::failed(dir, WriteStep::SyncDir, e))
+    }
+
+    /// Removes `path` and makes the removal durable. A missing file is not an
+    /// error (the outcome the caller wanted already holds).
+    pub fn remove_file(&self, path: &Path) -> Result<(), WriteError> {
+        match self.vfs.remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(WriteError::failed(path, WriteStep::Remove, e)),
+        }
+        let dir = parent_of(path)?;
+        self.sync_dir(dir).map_err(|source| WriteError::NotDurable {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Removes the empty directory `dir` and makes that durable. Refuses (with
+    /// an error) when it is not empty.
+    pub fn remove_dir(&self, dir: &Path) -> Result<(), WriteError> {
+        self.vfs
+            .remove_dir(dir)
+            .map_err(|e| WriteError::failed(dir, WriteStep::Remove, e))?;
+        let parent = parent_of(dir)?;
+        self.sync_dir(parent)
+            .map_err(|source| WriteError::NotDurable {
+                path: dir.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Appends `bytes` to `path` (creating it and its directory when absent)
+    /// and syncs it. `valid_len` is the length of the file's intact prefix:
+    /// when the file is longer (a torn tail left by a crash), it is cut back
+    /// to `valid_len` first, so the new bytes never glue onto a torn record.
+    pub fn append(
+        &self,
+        path: &Path,
+        valid_len: Option<u64>,
+        bytes: &[u8],
+    ) -> Result<(), WriteError> {
+        let dir = parent_of(path)?;
+        self.create_dir_all(dir)?;
+        let existed = path.exists();
+        let mut file = self
+            .vfs
+            .open_append(path)
+            .map_err(|e| WriteError::failed(path, WriteStep::Open, e))?;
+        if let Some(len) = valid_len {
+            file.set_len(len)
+                .map_err(|e| WriteError::failed(path, WriteStep::Write, e))?;
+        }
+        file.write_all(bytes)
+            .map_err(|e| WriteError::failed(path, WriteStep::Write, e))?;
+        self.sync_file(file.as_mut(), path)?;
+        if !existed {
+            self.sync_dir(dir)
+                .map_err(|source| WriteError::NotDurable {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Syncs an open file according to the durability level.
+    fn sync_file(&self, file: &mut dyn VfsFile, path: &Path) -> Result<(), WriteError> {
+        if self.durability == Durability::None {
+            return Ok(());
+        }
+        let result = file.sync_all();
+        self.judge_sync(result)
+            .map_err(|e| WriteError::failed(path, WriteStep::Fsync, e))
+    }
+
+    /// Syncs a directory according to the durability level.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.durability == Durability::None {
+            return Ok(());
+        }
+        let result = self.vfs.sync_dir(dir);
+        self.judge_sync(result)
+    }
+
+    /// Decides what an fsync result means at this durability level. Never
+    /// retries: after a failed fsync the kernel may already have dropped the
+    /// dirty pages, so a second, successful fsync proves nothing.
+    fn judge_sync(&self, result: io::Result<()>) -> io::Result<()> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if is_unsupported_sync(&e) => {
+                if !UNSUPPORTED_SYNC_LOGGED.swap(true, Ordering::Relaxed) {
+                    log::warn!("this filesystem cannot fsync ({e}); continuing without it");
+                }
+                Ok(())
+            }
+            Err(e) if self.durability == Durability::Relaxed => {
+                log::warn!("fsync failed under relaxed durability ({e}); write completes");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn parent_of(path: &Path) -> Result<&Path, WriteError> {
+    path.parent().ok_or_else(|| {
+        WriteError::failed(
+            path,
+            WriteStep::Create,
+            io::Error::new(io::ErrorKind::InvalidInput, "path has no parent directory"),
+        )
+    })
+}
+
+/// A temp file being written; becomes the target on [`Staged::commit`].
+///
+/// Dropping it uncommitted removes the temp file, so every early return and
+/// every panic cleans up.
+#[must_use = "a staged write does nothing until committed"]
+pub struct Staged<'w> {
+    writer: &'w DurableWriter,
+    file: Option<Box<dyn VfsFile>>,
+    temp: PathBuf,
+    target: PathBuf,
+}
+
+impl fmt::Debug for Staged<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Staged")
+            .field("temp", &self.temp)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Staged<'_> {
+    /// The error for using a staged write whose file is gone (cannot happen
+    /// through the public API: `commit` consumes the value).
+    fn closed(&self) -> WriteError {
+        WriteError::failed(
+            &self.target,
+            WriteStep::Write,
+            io::Error::other("the staged file is already closed"),
+        )
+    }
+
+    /// The temp file's path.
+    #[must_use]
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// The path this write will replace.
+    #[must_use]
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Appends `bytes` to the temp file.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(self.closed());
+        };
+        file.write_all(bytes)
+            .map_err(|e| WriteError::failed(&self.target, WriteStep::Write, e))
+    }
+
+    /// fsyncs the temp file, renames it over the target and fsyncs the
+    /// directory. On an error before the rename the temp file is removed.
+    pub fn commit(mut self) -> Result<(), WriteError> {
+        let Some(mut file) = self.file.take() else {
+            return Err(self.closed());
+        };
+        self.writer.sync_file(file.as_mut(), &self.target)?;
+        drop(file);
+        self.writer
+            .vfs
+            .rename(&self.temp, &self.target)
+            .map_err(|e| WriteError::failed(&self.target, WriteStep::Rename, e))?;
+        // The temp name no longer exists: nothing for Drop to clean.
+        self.temp = PathBuf::new();
+        let dir = parent_of(&self.target)?;
+        self.writer
+            .sync_dir(dir)
+            .map_err(|source| WriteError::NotDurable {
+                path: self.target.clone(),
+                source,
+            })
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        self.file = None;
+        if self.temp.as_os_str().is_empty() {
+            return;
+        }
+        match self.writer.vfs.remove_file(&self.temp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                log::warn!("could not remove temp file '{}': {e}", self.temp.display());
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Every path of the on-disk layout (shared/FORMAT.md), built in one place.
+//!
+//! Invariant: an id becomes a path only in [`Layout::object_path`],
+//! [`Layout::commit_path`] and [`Layout::snapshot_path`], and only from a parsed
+//! [`ObjectId`], so no text from outside can steer a path out of `.muse/`.
+
+use std::path::{Path, PathBuf};
+
+use crate::id::ObjectId;
+
+/// The name of the directory that holds a repository inside its working tree.
+pub const MUSE_DIR: &str = ".muse";
+
+/// Prefix of temp files that will become objects.
+pub const OBJECT_TMP_PREFIX: &str = ".obj-tmp-";
+/// Prefix of temp files that will become state files and records.
+pub const STATE_TMP_PREFIX: &str = ".muse-tmp-";
+/// Prefix of temp files that will become working-tree files.
+pub const RESTORE_TMP_PREFIX: &str = ".restore-tmp-";
+
+/// Whether a file name is one of this project's temp files.
+#[must_use]
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(OBJECT_TMP_PREFIX)
+        || name.starts_with(STATE_TMP_PREFIX)
+        || name.starts_with(RESTORE_TMP_PREFIX)
+}
+
+/// The paths of one repository.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    work_tree: PathBuf,
+    muse: PathBuf,
+}
+
+impl Layout {
+    /// The layout of the repository whose working tree is `work_tree`.
+    #[must_use]
+    pub fn new(work_tree: impl Into<PathBuf>) -> Self {
+        let work_tree = work_tree.into();
+        let muse = work_tree.join(MUSE_DIR);
+        Self { work_tree, muse }
+    }
+
+    /// The working tree (the directory that holds `.muse/`).
+    #[must_use]
+    pub fn work_tree(&self) -> &Path {
+        &self.work_tree
+    }
+
+    /// `.muse/`.
+    #[must_use]
+    pub fn muse_dir(&self) -> &Path {
+        &self.muse
+    }
+
+    /// `.muse/repo.json`.
+    #[must_use]
+    pub fn repo_json(&self) -> PathBuf {
+        self.muse.join("repo.json")
+    }
+
+    /// `.muse/config.toml`.
+    #[must_use]
+    pub fn config(&self) -> PathBuf {
+        self.muse.join("config.toml")
+    }
+
+    /// `.muse/HEAD`.
+    #[must_use]
+    pub fn head(&self) -> PathBuf {
+        self.muse.join("HEAD")
+    }
+
+    /// `.muse/refs/heads/`.
+    #[must_use]
+    pub fn heads_dir(&self) -> PathBuf {
+        self.muse.join("refs").join("heads")
+    }
+
+    /// `.muse/objects/`.
+    #[must_use]
+    pub fn objects_dir(&self) -> PathBuf {
+        self.muse.join("objects")
+    }
+
+    /// `.muse/objects/<id[0..2]>/<id[2..]>`: the one function that turns an
+    /// object id into a path.
+    #[must_use]
+    pub fn object_path(&self, id: &ObjectId) -> PathBuf {
+        let hex = id.to_hex();
+        let mut path = self.objects_dir();
+        path.push(&hex[..2]);
+        path.push(&hex[2..]);
+        path
+    }
+
+    /// `.muse/commits/`.
+    #[must_use]
+    pub fn commits_dir(&self) -> PathBuf {
+        self.muse.join("commits")
+    }
+
+    /// `.muse/commits/<id>.json`.
+    #[must_use]
+    pub fn commit_path(&self, id: &ObjectId) -> PathBuf {
+        self.commits_dir().join(format!("{id}.json"))
+    }
+
+    /// `.muse/snapshots/`.
+    #[must_use]
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.muse.join("snapshots")
+    }
+
+    /// `.muse/snapshots/<id>.json`.
+    #[must_use]
+    pub fn snapshot_path(&self, id: &ObjectId) -> PathBuf {
+        self.snapshots_dir().join(format!("{id}.json"))
+    }
+
+    /// `.muse/logs/`.
+    #[must_use]
+    pub fn logs_dir(&self) -> PathBuf {
+        self.muse.join("logs")
+    }
+
+    /// `.muse/MERGE_STATE.json`.
+    #[must_use]
+    pub fn merge_state(&self) -> PathBuf {
+        self.muse.join("MERGE_STATE.json")
+    }
+
+    /// `.muse/REBASE_STATE.json`.
+    #[must_use]
+    pub fn rebase_state(&self) -> PathBuf {
+        self.muse.join("REBASE_STATE.json")
+    }
+
+    /// `.muse/coordination/`.
+    #[must_use]
+    pub fn coordination_dir(&self) -> PathBuf {
+        self.muse.join("coordination")
+    }
+
+    /// `.muse/op_log/`.
+    #[must_use]
+    pub fn op_log_dir(&self) -> PathBuf {
+        self.muse.join("op_log")
+    }
+
+    /// The object id that an object path names, if `shard` and `rest` are a
+    /// valid split of one (`iter` uses this to skip everything else).
+    #[must_use]
+    pub fn object_id_from_parts(shard: &str, rest: &str) -> Option<ObjectId> {
+        if shard.len() != 2 || rest.len() != 62 {
+            return None;
+        }
+        ObjectId::from_hex(&format!("{shard}{rest}")).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_path_is_sharded_by_first_two_hex() {
+        let layout = Layout::new("/w");
+        let id = ObjectId::EMPTY;
+        assert_eq!(
+            layout.object_path(&id),
+            Path::new(
+                "/w/.muse/objects/e3/b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            )
+        );
+        let hex = id.to_hex();
+        assert_eq!(Layout::object_id_from_parts(&hex[..2], &hex[2..]), Some(id));
+        assert_eq!(Layout::object_id_from_parts("e3", ".obj-tmp-1234"), None);
+    }
+
+    #[test]
+    fn temp_names_are_recognised() {
+        assert!(is_temp_name(".obj-tmp-abc"));
+        assert!(is_temp_name(".muse-tmp-abc"));
+        assert!(is_temp_name(".restore-tmp-abc"));
+        assert!(!is_temp_name("HEAD"));
+    }
+}

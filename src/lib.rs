@@ -1,0 +1,39 @@
+//! A crash-safe, read-verified, content-addressed object store for version
+//! control, in the on-disk format of the Muse version-control system.
+//!
+//! - Objects live at `.muse/objects/<2 hex>/<62 hex>`, named by the SHA-256 of
+//!   their bytes; every read checks the bytes against the id first.
+//! - Every file the repository persists goes through one
+//!   [`DurableWriter`]: temp file in the target's directory, write, fsync,
+//!   rename, fsync the directory.
+//!
+//! ```
+//! # fn main() -> muse_store::Result<()> {
+//! use muse_store::{Durability, Options, Repository};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let options = Options { durability: Durability::None, ..Options::default() };
+//! let repo = Repository::init_with(dir.path(), options)?;
+//! let (id, stored) = repo.objects().write(b"hello world\n")?;
+//! assert!(stored);
+//! assert_eq!(&*repo.objects().read(&id)?, b"hello world\n");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod cli;
+mod clock;
+pub mod durable;
+mod error;
+mod id;
+mod layout;
+mod repo;
+mod store;
+
+pub use clock::Timestamp;
+pub use durable::{Durability, DurableWriter, TempKind, WriteError, WriteStep};
+pub use error::{Error, Result};
+pub use id::{Hasher, InvalidId, ObjectId};
+pub use layout::{Layout, MUSE_DIR, is_temp_name};
+pub use repo::{Options, RepoInfo, Repository, SCHEMA_VERSION};
+pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};
