@@ -92,6 +92,38 @@ pub enum Error {
         /// The symlink.
         path: PathBuf,
     },
+    /// A branch name that breaks the naming rules.
+    #[error(transparent)]
+    InvalidName(#[from] crate::refs::InvalidName),
+    /// A compare-and-swap found a different value; nothing was changed.
+    #[error("cas_mismatch: branch '{branch}' was expected to be {expected} but is {}", actual.map_or_else(|| "absent".to_owned(), |id| id.to_string()))]
+    CasMismatch {
+        /// The branch.
+        branch: String,
+        /// What the caller expected (an id, `absent` or `any`).
+        expected: String,
+        /// What it holds (`None` when absent or unborn).
+        actual: Option<ObjectId>,
+    },
+    /// A lock is held by a live process, or by one that cannot be proven dead.
+    #[error(
+        "'{path}' is locked by {holder}; if no muse process is using this repository, remove '{path}' and retry"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it.
+        holder: String,
+    },
+    /// A name that is not a branch, HEAD or a known id.
+    #[error("unknown ref '{name}'")]
+    UnknownRef {
+        /// The name given.
+        name: String,
+    },
+    /// A request that contradicts itself or the repository's state.
+    #[error("{0}")]
+    Invalid(String),
     /// A repository file exists but its content is not what the format says.
     #[error("'{path}' is malformed: {reason}")]
     Corrupt {
@@ -127,6 +159,11 @@ impl Error {
                 | Error::NotARepository { .. }
                 | Error::AlreadyInitialized { .. }
                 | Error::Symlink { .. }
+                | Error::InvalidName(_)
+                | Error::CasMismatch { .. }
+                | Error::Locked { .. }
+                | Error::UnknownRef { .. }
+                | Error::Invalid(_)
         )
     }
 }

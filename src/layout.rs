@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::id::ObjectId;
+use crate::refs::BranchName;
 
 /// The name of the directory that holds a repository inside its working tree.
 pub const MUSE_DIR: &str = ".muse";
@@ -76,6 +77,37 @@ impl Layout {
     #[must_use]
     pub fn heads_dir(&self) -> PathBuf {
         self.muse.join("refs").join("heads")
+    }
+
+    /// `.muse/refs/heads/<branch>`.
+    #[must_use]
+    pub fn branch_path(&self, branch: &BranchName) -> PathBuf {
+        self.heads_dir().join(branch.as_str())
+    }
+
+    /// `.muse/logs/HEAD`.
+    #[must_use]
+    pub fn head_log(&self) -> PathBuf {
+        self.logs_dir().join("HEAD")
+    }
+
+    /// `.muse/logs/refs/heads/`.
+    #[must_use]
+    pub fn branch_logs_dir(&self) -> PathBuf {
+        self.logs_dir().join("refs").join("heads")
+    }
+
+    /// `.muse/logs/refs/heads/<branch>`.
+    #[must_use]
+    pub fn branch_log(&self, branch: &BranchName) -> PathBuf {
+        self.branch_logs_dir().join(branch.as_str())
+    }
+
+    /// `.muse/ref-transactions/` (extension): journals of multi-ref
+    /// transactions, present only while one is being applied.
+    #[must_use]
+    pub fn transactions_dir(&self) -> PathBuf {
+        self.muse.join("ref-transactions")
     }
 
     /// `.muse/objects/`.

@@ -27,6 +27,7 @@ pub mod durable;
 mod error;
 mod id;
 mod layout;
+pub mod refs;
 mod repo;
 mod store;
 
@@ -35,5 +36,6 @@ pub use durable::{Durability, DurableWriter, TempKind, WriteError, WriteStep};
 pub use error::{Error, Result};
 pub use id::{Hasher, InvalidId, ObjectId};
 pub use layout::{Layout, MUSE_DIR, is_temp_name};
+pub use refs::{BranchName, Expected, Head, RefState, RefStore, Transaction};
 pub use repo::{Options, RepoInfo, Repository, SCHEMA_VERSION};
 pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};

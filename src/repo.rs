@@ -14,6 +14,7 @@ use crate::clock::Timestamp;
 use crate::durable::{Durability, DurableWriter, RealFs, TempKind, Vfs, WriteError, WriteStep};
 use crate::error::{Error, Result};
 use crate::layout::{Layout, MUSE_DIR};
+use crate::refs::RefStore;
 use crate::store::ObjectStore;
 
 /// The schema version this implementation writes into `repo.json`.
@@ -155,7 +156,17 @@ impl Repository {
             return Err(Error::NotARepository { path: work_tree });
         }
         let writer = DurableWriter::new(options.vfs, options.durability);
-        Ok(Self::from_parts(layout, writer))
+        let repo = Self::from_parts(layout, writer);
+        repo.recover()?;
+        Ok(repo)
+    }
+
+    /// Recovery run on every open: finishes ref transactions that a dead
+    /// process left half-applied. Reads one directory listing and writes
+    /// nothing when there is nothing to recover.
+    fn recover(&self) -> Result<()> {
+        self.refs().recover()?;
+        Ok(())
     }
 
     /// Finds the repository containing `start` by walking up to the first
@@ -203,6 +214,14 @@ impl Repository {
     #[must_use]
     pub fn objects(&self) -> &ObjectStore {
         &self.objects
+    }
+
+    /// The refs (HEAD and branches). Reflog lines name the author from
+    /// `MUSE_AUTHOR`, else "unknown".
+    #[must_use]
+    pub fn refs(&self) -> RefStore {
+        let author = std::env::var("MUSE_AUTHOR").unwrap_or_else(|_| "unknown".to_owned());
+        RefStore::new(self.layout.clone(), self.writer.clone(), author)
     }
 
     /// Reads `repo.json`.

@@ -6,6 +6,7 @@
 //! integrity check failed, corrupt record).
 
 mod objects;
+mod refs;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -31,6 +32,8 @@ pub struct Failure {
     pub code: u8,
     /// The message for stderr.
     pub message: String,
+    /// Whether `message` is a JSON document, printed as it is.
+    pub json: bool,
 }
 
 impl From<Error> for Failure {
@@ -38,6 +41,7 @@ impl From<Error> for Failure {
         Failure {
             code: exit_code(&err),
             message: err.to_string(),
+            json: false,
         }
     }
 }
@@ -48,15 +52,26 @@ impl Failure {
         Failure {
             code: EXIT_USER,
             message: message.into(),
+            json: false,
+        }
+    }
+
+    /// An internal error with `message`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_INTERNAL,
+            message: message.into(),
+            json: false,
         }
     }
 
     /// A failure that carries only an exit code: the command already printed
     /// what the user needs (for example a report listing the failures).
-    fn silent(code: u8) -> Self {
+    pub(crate) fn silent(code: u8) -> Self {
         Failure {
             code,
             message: String::new(),
+            json: false,
         }
     }
 }
@@ -92,16 +107,14 @@ enum Command {
         /// Where to create it (default: the current directory).
         dir: Option<PathBuf>,
     },
+    /// List branches, create one at HEAD, or delete one.
+    Branch(refs::BranchArgs),
     /// Low-level commands with a stable JSON contract.
     #[command(subcommand)]
     Plumbing(Plumbing),
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(
-    clippy::enum_variant_names,
-    reason = "the names are the commands of the Muse contract"
-)]
 enum Plumbing {
     /// Hash a file, and with -w store it.
     HashObject(objects::HashObjectArgs),
@@ -109,6 +122,19 @@ enum Plumbing {
     CatObject(objects::CatObjectArgs),
     /// Verify that stored objects hash to their ids.
     VerifyObject(objects::VerifyObjectArgs),
+    /// Resolve HEAD, a branch, an id or an id prefix to a commit id.
+    RevParse(refs::RevParseArgs),
+    /// List branches and HEAD.
+    ShowRef(refs::ShowRefArgs),
+    /// Read or set what HEAD points at.
+    SymbolicRef(refs::SymbolicRefArgs),
+    /// Move, create or delete a branch (compare-and-swap), or apply a
+    /// transaction from stdin.
+    UpdateRef(refs::UpdateRefArgs),
+    /// Check branch names against the naming rules.
+    CheckRefFormat(refs::CheckRefFormatArgs),
+    /// List branches with their commit's fields.
+    ForEachRef(refs::ForEachRefArgs),
 }
 
 /// Output format of most plumbing commands.
@@ -152,6 +178,21 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let stdin = std::io::stdin();
+    run_with_input(args, &mut stdin.lock(), out, err)
+}
+
+/// [`run`] with an explicit standard input (for `update-ref --stdin`).
+pub fn run_with_input<I, T>(
+    args: I,
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -165,10 +206,12 @@ where
             return code;
         }
     };
-    match dispatch(cli, out) {
+    match dispatch(cli, input, out) {
         Ok(()) => EXIT_OK,
         Err(failure) => {
-            if !failure.message.is_empty() {
+            if failure.json {
+                let _ = writeln!(err, "{}", failure.message);
+            } else if !failure.message.is_empty() {
                 let _ = writeln!(err, "muse: error: {}", failure.message);
             }
             failure.code
@@ -176,13 +219,11 @@ where
     }
 }
 
-fn dispatch(cli: Cli, out: &mut dyn Write) -> CmdResult {
+fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> CmdResult {
     let cwd = match cli.directory {
         Some(dir) => dir,
-        None => std::env::current_dir().map_err(|e| Failure {
-            code: EXIT_INTERNAL,
-            message: format!("could not read the current directory: {e}"),
-        })?,
+        None => std::env::current_dir()
+            .map_err(|e| Failure::internal(format!("could not read the current directory: {e}")))?,
     };
     let ctx = Context {
         cwd,
@@ -193,10 +234,17 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CmdResult {
     };
     match cli.command {
         Command::Init { dir } => init(&ctx, dir, out),
+        Command::Branch(args) => refs::branch(&ctx, &args, out),
         Command::Plumbing(p) => match p {
             Plumbing::HashObject(args) => objects::hash_object(&ctx, &args, out),
             Plumbing::CatObject(args) => objects::cat_object(&ctx, &args, out),
             Plumbing::VerifyObject(args) => objects::verify_object(&ctx, &args, out),
+            Plumbing::RevParse(args) => refs::rev_parse(&ctx, &args, out),
+            Plumbing::ShowRef(args) => refs::show_ref(&ctx, &args, out),
+            Plumbing::SymbolicRef(args) => refs::symbolic_ref(&ctx, &args, out),
+            Plumbing::UpdateRef(args) => refs::update_ref(&ctx, &args, input, out),
+            Plumbing::CheckRefFormat(args) => refs::check_ref_format(&args, out),
+            Plumbing::ForEachRef(args) => refs::for_each_ref(&ctx, &args, out),
         },
     }
 }
@@ -219,10 +267,8 @@ fn init(ctx: &Context, dir: Option<PathBuf>, out: &mut dyn Write) -> CmdResult {
 
 /// Writes to stdout, mapping a closed pipe or full disk to an internal error.
 fn emit(out: &mut dyn Write, args: std::fmt::Arguments<'_>) -> CmdResult {
-    out.write_fmt(args).map_err(|e| Failure {
-        code: EXIT_INTERNAL,
-        message: format!("could not write to standard output: {e}"),
-    })
+    out.write_fmt(args)
+        .map_err(|e| Failure::internal(format!("could not write to standard output: {e}")))
 }
 
 /// Writes `value` as one line of JSON.

@@ -157,6 +157,10 @@ impl Vfs for FaultFs {
         self.enter(OpKind::Rename, to)?;
         RealFs.rename(from, to)
     }
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.enter(OpKind::Rename, to)?;
+        RealFs.rename_noreplace(from, to)
+    }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.enter(OpKind::Remove, path)?;
         RealFs.remove_file(path)

@@ -9,4 +9,6 @@ mod writer;
 
 pub use fault::{FaultFs, Op, OpKind};
 pub use vfs::{RealFs, Vfs, VfsFile};
-pub use writer::{Durability, DurableWriter, Staged, TempKind, WriteError, WriteStep};
+pub use writer::{
+    Durability, DurableWriter, Staged, TempKind, WriteError, WriteStep, torn_tail_start,
+};

@@ -35,6 +35,9 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
     /// Renames `from` over `to` (atomic replace within one directory).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Renames `from` to `to` only if `to` does not exist
+    /// (`renameat2(RENAME_NOREPLACE)`); fails with `AlreadyExists` otherwise.
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes the file `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Creates the single directory `path` (its parent must exist).
@@ -92,6 +95,32 @@ impl Vfs for RealFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
+    }
+
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+        };
+        let (from, to) = (c(from)?, c(to)?);
+        // SAFETY: both pointers are valid NUL-terminated strings that outlive
+        // the call; AT_FDCWD makes the paths relative to the working directory
+        // exactly as `rename` would.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {

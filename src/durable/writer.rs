@@ -335,6 +335,20 @@ impl DurableWriter {
         Ok(())
     }
 
+    /// Appends one newline-terminated record to an append-only log (reflog,
+    /// op log). A torn last record left by a crash (bytes after the last
+    /// newline) is cut off first, so later appends never glue onto it.
+    pub fn append_record(&self, path: &Path, record: &str) -> Result<(), WriteError> {
+        let valid_len =
+            torn_tail_start(path).map_err(|e| WriteError::failed(path, WriteStep::Open, e))?;
+        let mut line = String::with_capacity(record.len() + 1);
+        line.push_str(record);
+        if !line.ends_with('\n') {
+            line.push('\n');
+        }
+        self.append(path, valid_len, line.as_bytes())
+    }
+
     /// Syncs an open file according to the durability level.
     fn sync_file(&self, file: &mut dyn VfsFile, path: &Path) -> Result<(), WriteError> {
         if self.durability == Durability::None {
@@ -373,6 +387,40 @@ impl DurableWriter {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Where the torn tail of an append-only log starts: `None` when the file is
+/// missing, empty or ends with a newline; otherwise the length of its intact
+/// prefix (up to and including the last newline). Reads only the tail.
+pub fn torn_tail_start(path: &Path) -> io::Result<Option<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut first = true;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if first && chunk.last() == Some(&b'\n') {
+            return Ok(None);
+        }
+        first = false;
+        if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(start + pos as u64 + 1));
+        }
+        end = start;
+    }
+    Ok(Some(0))
 }
 
 fn parent_of(path: &Path) -> Result<&Path, WriteError> {

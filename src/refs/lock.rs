@@ -1,0 +1,243 @@
+//! `<file>.lock`: mutual exclusion across threads and processes.
+//!
+//! A lock is a file created exclusively (`O_CREAT | O_EXCL`) next to the file
+//! it protects, holding one JSON line naming its owner (pid, host, time and a
+//! random nonce). Whoever created it owns it until it is removed.
+//!
+//! Invariants:
+//! - at most one live holder per lock path: creation is exclusive, and a lock
+//!   is taken from its owner only when that owner is provably dead (same
+//!   host, pid gone). Stealing renames the dead lock aside and checks that
+//!   what was moved is the very lock judged dead; anything else is put back;
+//! - a lock whose owner cannot be proven dead (another host, unreadable
+//!   content, a live pid) is never removed: after the wait times out the
+//!   error names the lock file and how to clear it;
+//! - lock files are not durable state: they are neither fsynced nor needed
+//!   after a power cut (recovery treats a missing lock as free).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::durable::Vfs;
+use crate::error::{Error, Result};
+use crate::layout::STATE_TMP_PREFIX;
+
+/// How long [`FileLock::acquire`] waits for a live holder by default.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who holds a lock: the content of a lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockOwner {
+    /// Process id of the holder.
+    pub pid: u32,
+    /// Host name of the holder.
+    pub host: String,
+    /// When the lock was taken (ISO-8601).
+    pub created_at: String,
+    /// A random value that makes this lock instance unique.
+    pub nonce: String,
+}
+
+impl LockOwner {
+    fn current() -> Self {
+        Self {
+            pid: std::process::id(),
+            host: host_name(),
+            created_at: Timestamp::now().to_isoformat(),
+            nonce: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+
+    /// Whether the owner is provably dead: same host and no such process.
+    #[must_use]
+    pub fn is_dead(&self) -> bool {
+        self.host == host_name() && self.pid != std::process::id() && !pid_alive(self.pid)
+    }
+}
+
+/// This machine's host name.
+#[must_use]
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for `buf.len()` bytes and gethostname
+    // writes at most that many.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".to_owned();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Whether a process with this pid exists on this host.
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only checks existence.
+    let rc = unsafe { libc::kill(pid, 0) };
+    // EPERM means it exists but belongs to someone else.
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Reads a lock file's owner; `Ok(None)` when it is gone, `Err` content when
+/// it cannot be parsed (for example still being written).
+fn read_owner(path: &Path) -> io::Result<Option<std::result::Result<LockOwner, String>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes)
+                .map_err(|_| String::from_utf8_lossy(&bytes).into_owned()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A held lock; released (its file removed) when dropped.
+#[must_use = "the lock is released when this value is dropped"]
+#[derive(Debug)]
+pub struct FileLock {
+    path: PathBuf,
+    vfs: Arc<dyn Vfs>,
+}
+
+impl FileLock {
+    /// The lock file path for `target`: `<target>.lock`.
+    #[must_use]
+    pub fn path_for(target: &Path) -> PathBuf {
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        target.with_file_name(name)
+    }
+
+    /// Takes the lock at `path`, waiting up to `timeout` for a live holder and
+    /// recovering a lock whose holder is provably dead.
+    pub fn acquire(vfs: &Arc<dyn Vfs>, path: &Path, timeout: Duration) -> Result<Self> {
+        let me = LockOwner::current();
+        let content = serde_json::to_string(&me)
+            .map_err(|e| Error::io("encode lock", path, io::Error::other(e)))?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match vfs.create_new(path, 0o644) {
+                Ok(mut file) => {
+                    let lock = Self {
+                        path: path.to_path_buf(),
+                        vfs: vfs.clone(),
+                    };
+                    // On a failed write `lock` is dropped, removing the file.
+                    file.write_all(content.as_bytes())
+                        .map_err(|e| Error::io("write lock", path, e))?;
+                    return Ok(lock);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(Error::io("create lock", path, e));
+                }
+                Err(e) => return Err(Error::io("create lock", path, e)),
+            }
+            let owner = read_owner(path).map_err(|e| Error::io("read lock", path, e))?;
+            match &owner {
+                None => continue,
+                Some(Ok(owner)) if owner.is_dead() => {
+                    if steal(vfs, path, owner).map_err(|e| Error::io("recover lock", path, e))? {
+                        log::warn!(
+                            "recovered lock '{}' left by dead process {} on {}",
+                            path.display(),
+                            owner.pid,
+                            owner.host
+                        );
+                    }
+                    continue;
+                }
+                Some(_) => {}
+            }
+            if Instant::now() >= deadline {
+                let holder = match owner {
+                    Some(Ok(o)) => format!(
+                        "process {} on host '{}' since {}",
+                        o.pid, o.host, o.created_at
+                    ),
+                    Some(Err(raw)) => format!("an unreadable owner record {raw:?}"),
+                    None => "nobody".to_owned(),
+                };
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                    holder,
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Takes the lock only if it is free (or held by a dead process) right now.
+    pub fn try_acquire(vfs: &Arc<dyn Vfs>, path: &Path) -> Result<Option<Self>> {
+        match Self::acquire(vfs, path, Duration::ZERO) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(Error::Locked { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The lock file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        if let Err(e) = self.vfs.remove_file(&self.path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            log::warn!("could not release lock '{}': {e}", self.path.display());
+        }
+    }
+}
+
+/// Removes a lock judged dead, making sure it is the same lock instance:
+/// it is renamed aside first, and if what was moved is not the dead lock
+/// (someone replaced it meanwhile) it is put back without overwriting.
+/// Returns whether the dead lock was removed.
+fn steal(vfs: &Arc<dyn Vfs>, path: &Path, dead: &LockOwner) -> io::Result<bool> {
+    let aside = path.with_file_name(format!(
+        "{STATE_TMP_PREFIX}stale-lock-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    match vfs.rename(path, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let moved = read_owner(&aside)?;
+    if matches!(&moved, Some(Ok(owner)) if owner == dead) {
+        vfs.remove_file(&aside)?;
+        return Ok(true);
+    }
+    // Not the lock we judged dead: a live one. Put it back unless a new lock
+    // was created meanwhile (then the moved one's holder lost it; it is
+    // removed so it cannot be mistaken for data).
+    match vfs.rename_noreplace(&aside, path) {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            log::warn!(
+                "lock '{}' changed hands while being recovered",
+                path.display()
+            );
+            vfs.remove_file(&aside)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}

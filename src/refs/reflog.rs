@@ -1,0 +1,189 @@
+//! The reflog: one line per ref movement.
+//!
+//! Line format (shared/FORMAT.md):
+//! `<old_id> <new_id> <author> <unix_seconds> <+HHMM>\t<operation>`, with 64
+//! zeros for "no predecessor".
+//!
+//! Invariants: lines are appended through the durable writer (append, then
+//! fsync); a torn last line left by a crash is ignored by [`read`] and cut off
+//! before the next append, so it never corrupts a later line.
+
+use std::io;
+use std::path::Path;
+
+use crate::durable::DurableWriter;
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+
+/// One reflog line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReflogEntry {
+    /// The ref's previous value ([`ObjectId::ZERO`] when it had none).
+    pub old: ObjectId,
+    /// Its new value ([`ObjectId::ZERO`] when it was deleted).
+    pub new: ObjectId,
+    /// Who moved it.
+    pub author: String,
+    /// When, in seconds since the Unix epoch.
+    pub unix_seconds: i64,
+    /// The time zone offset as written (`+0000`).
+    pub tz: String,
+    /// What moved it (`commit: msg`, `checkout: moving from a to b`, ...).
+    pub operation: String,
+}
+
+impl ReflogEntry {
+    /// The line as stored, without its newline. Tabs and line breaks in the
+    /// operation and whitespace in the author are replaced so the line stays
+    /// one parseable record.
+    #[must_use]
+    pub fn to_line(&self) -> String {
+        let author: String = self
+            .author
+            .chars()
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .collect();
+        let author = if author.is_empty() {
+            "unknown".to_owned()
+        } else {
+            author
+        };
+        let operation: String = self
+            .operation
+            .chars()
+            .map(|c| {
+                if matches!(c, '\n' | '\r' | '\t') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        format!(
+            "{} {} {} {} {}\t{}",
+            self.old, self.new, author, self.unix_seconds, self.tz, operation
+        )
+    }
+
+    /// Parses one line (without its newline); `None` if it is malformed.
+    #[must_use]
+    pub fn parse(line: &str) -> Option<Self> {
+        let (head, operation) = line.split_once('\t')?;
+        let mut fields: Vec<&str> = head.split(' ').collect();
+        if fields.len() < 5 {
+            return None;
+        }
+        let tz = fields.pop()?;
+        let unix_seconds = fields.pop()?.parse().ok()?;
+        let old = ObjectId::from_hex(fields.first()?).ok()?;
+        let new = ObjectId::from_hex(fields.get(1)?).ok()?;
+        let author = fields[2..].join(" ");
+        let tz_ok = tz.len() == 5
+            && matches!(tz.as_bytes()[0], b'+' | b'-')
+            && tz.as_bytes()[1..].iter().all(u8::is_ascii_digit);
+        if !tz_ok {
+            return None;
+        }
+        Some(Self {
+            old,
+            new,
+            author,
+            unix_seconds,
+            tz: tz.to_owned(),
+            operation: operation.to_owned(),
+        })
+    }
+}
+
+/// What [`read`] found.
+#[derive(Debug, Default, Clone)]
+pub struct Reflog {
+    /// The complete, well-formed lines in order.
+    pub entries: Vec<ReflogEntry>,
+    /// Complete lines that did not parse (1-based line numbers).
+    pub malformed: Vec<usize>,
+    /// Whether the file ended in a torn (incomplete) line, which was ignored.
+    pub torn_tail: bool,
+}
+
+/// Reads the reflog at `path` (empty when missing).
+pub fn read(path: &Path) -> Result<Reflog> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Reflog::default()),
+        Err(e) => return Err(Error::io("read reflog", path, e)),
+    };
+    let mut log = Reflog::default();
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(pos) => &bytes[..=pos],
+        None => &bytes[..0],
+    };
+    log.torn_tail = complete.len() != bytes.len();
+    let Some(body) = complete.strip_suffix(b"\n") else {
+        return Ok(log);
+    };
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        match std::str::from_utf8(line).ok().and_then(ReflogEntry::parse) {
+            Some(entry) => log.entries.push(entry),
+            None => log.malformed.push(i + 1),
+        }
+    }
+    Ok(log)
+}
+
+/// Appends `entry` to the reflog at `path`, durably.
+pub fn append(writer: &DurableWriter, path: &Path, entry: &ReflogEntry) -> Result<()> {
+    writer.append_record(path, &entry.to_line())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_muse_lines() {
+        let line = "0000000000000000000000000000000000000000000000000000000000000000 43b79123ddbd7b6f7483ff12982ea04f6d88bfafba7b031e4631415568a680ae unknown 1795379295 +0000\tcommit: initial import";
+        let entry = ReflogEntry::parse(line).expect("fixture line parses");
+        assert_eq!(entry.old, ObjectId::ZERO);
+        assert_eq!(entry.author, "unknown");
+        assert_eq!(entry.operation, "commit: initial import");
+        assert_eq!(entry.to_line(), line);
+        assert!(ReflogEntry::parse("garbage").is_none());
+        assert!(ReflogEntry::parse(&line[..100]).is_none());
+    }
+
+    #[test]
+    fn torn_tail_is_ignored_and_cut_before_append() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("logs/HEAD");
+        let writer = DurableWriter::new(
+            std::sync::Arc::new(crate::durable::RealFs),
+            crate::durable::Durability::None,
+        );
+        let entry = |n: u8| ReflogEntry {
+            old: ObjectId::ZERO,
+            new: ObjectId::hash(&[n]),
+            author: "me".into(),
+            unix_seconds: 1,
+            tz: "+0000".into(),
+            operation: format!("commit: {n}"),
+        };
+        append(&writer, &path, &entry(1))?;
+        // A crash tore the second line half-way.
+        let torn = entry(2).to_line();
+        writer.append(&path, None, &torn.as_bytes()[..70])?;
+        let log = read(&path)?;
+        assert_eq!(log.entries, vec![entry(1)], "torn line must be ignored");
+        assert!(log.torn_tail);
+        append(&writer, &path, &entry(3))?;
+        let log = read(&path)?;
+        assert_eq!(
+            log.entries,
+            vec![entry(1), entry(3)],
+            "append must cut the torn tail"
+        );
+        assert!(!log.torn_tail && log.malformed.is_empty());
+        Ok(())
+    }
+}
