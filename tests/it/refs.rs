@@ -1,0 +1,602 @@
+//! Refs: compare-and-swap across processes and threads, transactions and
+//! their recovery, names, locks, and reading a Muse-written repository.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use muse_store::durable::{FaultFs, OpKind};
+use muse_store::refs::{FileLock, LockOwner};
+use muse_store::{
+    BranchName, Durability, Error, Expected, Head, ObjectId, Options, RefState, Repository,
+};
+
+use crate::support::{TestResult, fixture, leftovers, muse, muse_env};
+
+fn id(n: u64) -> ObjectId {
+    ObjectId::hash(&n.to_le_bytes())
+}
+
+fn branch(name: &str) -> BranchName {
+    BranchName::new(name).expect("test branch names are valid")
+}
+
+fn scratch() -> TestResult<(tempfile::TempDir, Repository)> {
+    let dir = tempfile::tempdir()?;
+    let repo = Repository::init_with(
+        dir.path(),
+        Options {
+            durability: Durability::None,
+            ..Options::default()
+        },
+    )?;
+    Ok((dir, repo))
+}
+
+/// Environment variable that turns this test binary into a CAS worker.
+const WORKER_ENV: &str = "MUSE_TEST_CAS_WORKER";
+
+/// The child side of `eight_processes_racing_cas_lose_no_update`: when run
+/// with `MUSE_TEST_CAS_WORKER=<repo>:<worker>:<rounds>` it advances `main`
+/// by compare-and-swap and prints how many of its updates won. Without the
+/// variable it is not a worker and returns at once.
+#[test]
+#[ignore = "run only as a child process by eight_processes_racing_cas_lose_no_update"]
+fn cas_worker() -> TestResult {
+    let Ok(spec) = std::env::var(WORKER_ENV) else {
+        return Ok(());
+    };
+    let mut parts = spec.rsplitn(3, ':');
+    let rounds: u64 = parts.next().ok_or("rounds")?.parse()?;
+    let worker: u64 = parts.next().ok_or("worker")?.parse()?;
+    let repo = Repository::open(parts.next().ok_or("repo")?)?;
+    let refs = repo.refs().with_lock_timeout(Duration::from_secs(60));
+    let main = branch("main");
+    let mut wins = 0;
+    for round in 0..rounds {
+        let current = refs.branch(&main)?;
+        let expected = current.map_or(Expected::Absent, Expected::Value);
+        let new = id(worker * 1_000_000 + round);
+        match refs.update(
+            &main,
+            new,
+            expected,
+            &format!("worker {worker} round {round}"),
+        ) {
+            Ok(_) => wins += 1,
+            Err(Error::CasMismatch { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("WINS {wins}");
+    Ok(())
+}
+
+#[test]
+fn eight_processes_racing_cas_lose_no_update() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let repo = Repository::init(dir.path())?;
+    let exe = std::env::current_exe()?;
+    let rounds = 200;
+    let children: Vec<_> = (0..8)
+        .map(|w| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "refs::cas_worker",
+                    "--include-ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(WORKER_ENV, format!("{}:{w}:{rounds}", dir.path().display()))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut total_wins = 0u64;
+    for child in children {
+        let out = child.wait_with_output()?;
+        assert!(out.status.success(), "worker failed: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let wins: u64 = text
+            .split("WINS ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .ok_or_else(|| format!("worker printed no WINS count: {text}"))?
+            .parse()?;
+        total_wins += wins;
+    }
+    let log = repo.refs().reflog(&branch("main"))?;
+    assert!(
+        log.malformed.is_empty() && !log.torn_tail,
+        "reflog must be clean"
+    );
+    assert_eq!(
+        log.entries.len() as u64,
+        total_wins,
+        "one reflog line per successful CAS"
+    );
+    assert!(
+        total_wins >= 8,
+        "every worker should win at least its first tries: {total_wins}"
+    );
+    let mut previous = ObjectId::ZERO;
+    for (i, entry) in log.entries.iter().enumerate() {
+        assert_eq!(
+            entry.old, previous,
+            "reflog line {i} does not continue the chain"
+        );
+        previous = entry.new;
+    }
+    assert_eq!(
+        repo.refs().branch(&branch("main"))?,
+        Some(previous),
+        "branch is the chain's end"
+    );
+    let head_log = repo.refs().head_reflog()?;
+    assert_eq!(
+        head_log.entries.len() as u64,
+        total_wins,
+        "HEAD follows main"
+    );
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+    Ok(())
+}
+
+#[test]
+fn fifty_threads_switching_head_always_see_a_whole_value() -> TestResult {
+    let (dir, repo) = scratch()?;
+    let names: Vec<_> = (0..5).map(|i| branch(&format!("b{i}"))).collect();
+    for (i, b) in names.iter().enumerate() {
+        repo.refs()
+            .update(b, id(i as u64), Expected::Absent, "setup")?;
+    }
+    let valid: Vec<String> = names
+        .iter()
+        .map(|b| Head::Branch(b.clone()).to_file_content())
+        .collect();
+    let head_path = repo.layout().head();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (stop, head_path, valid) = (stop.clone(), head_path.clone(), valid.clone());
+        std::thread::spawn(move || -> Result<usize, String> {
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let text = std::fs::read_to_string(&head_path).map_err(|e| e.to_string())?;
+                if text != "ref: refs/heads/main\n" && !valid.contains(&text) {
+                    return Err(format!("torn or foreign HEAD: {text:?}"));
+                }
+                reads += 1;
+            }
+            Ok(reads)
+        })
+    };
+    std::thread::scope(|s| {
+        for t in 0..50 {
+            let (repo, names) = (&repo, &names);
+            s.spawn(move || {
+                for k in 0..10 {
+                    let target = &names[(t + k) % names.len()];
+                    repo.refs()
+                        .set_head(&Head::Branch(target.clone()), "checkout")
+                        .expect("set_head under contention");
+                }
+            });
+        }
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.join().map_err(|_| "reader panicked")??;
+    assert!(reads > 0, "the reader must have observed HEAD");
+    let text = std::fs::read_to_string(&head_path)?;
+    assert!(valid.contains(&text), "final HEAD {text:?}");
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+    Ok(())
+}
+
+#[test]
+fn transaction_with_one_failing_expectation_changes_nothing() -> TestResult {
+    let (dir, repo) = scratch()?;
+    let refs = repo.refs();
+    refs.update(&branch("a"), id(1), Expected::Absent, "setup")?;
+    refs.update(&branch("b"), id(2), Expected::Absent, "setup")?;
+    let mut tx = refs.transaction("multi");
+    tx.update(branch("a"), id(10), Expected::Value(id(1)))
+        .update(branch("b"), id(20), Expected::Value(id(99)))
+        .create(branch("c"), id(30));
+    let err = tx.commit().expect_err("b's expectation fails");
+    assert!(
+        matches!(err, Error::CasMismatch { ref branch, .. } if branch == "b"),
+        "{err}"
+    );
+    assert_eq!(refs.branch(&branch("a"))?, Some(id(1)), "a unchanged");
+    assert_eq!(refs.branch(&branch("b"))?, Some(id(2)), "b unchanged");
+    assert_eq!(
+        refs.branch_state(&branch("c"))?,
+        RefState::Missing,
+        "c not created"
+    );
+    assert_eq!(
+        refs.reflog(&branch("a"))?.entries.len(),
+        1,
+        "no reflog line added"
+    );
+    assert!(leftovers(dir.path()).is_empty());
+
+    let mut tx = refs.transaction("ok");
+    tx.update(branch("a"), id(10), Expected::Value(id(1)))
+        .delete(branch("b"), Expected::Value(id(2)))
+        .create(branch("c/d"), id(30))
+        .verify(branch("a2"), Expected::Absent);
+    let changes = tx.commit()?;
+    assert_eq!(changes.len(), 3);
+    assert_eq!(refs.branch(&branch("a"))?, Some(id(10)));
+    assert_eq!(refs.branch_state(&branch("b"))?, RefState::Missing);
+    assert_eq!(refs.branch(&branch("c/d"))?, Some(id(30)));
+    assert!(!repo.layout().transactions_dir().join("x").exists());
+    let journals = std::fs::read_dir(repo.layout().transactions_dir())?.count();
+    assert_eq!(journals, 0, "journal removed after commit");
+    Ok(())
+}
+
+#[test]
+fn injected_failure_mid_transaction_is_undone() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let fault = FaultFs::new();
+    let repo = Repository::init_with(
+        dir.path(),
+        Options {
+            durability: Durability::Full,
+            vfs: Arc::new(fault.clone()),
+        },
+    )?;
+    let refs = repo.refs();
+    refs.update(&branch("a"), id(1), Expected::Absent, "setup")?;
+    refs.update(&branch("b"), id(2), Expected::Absent, "setup")?;
+    // Renames: journal (0), ref a (1), ref b (2) -> fail b.
+    fault.fail_nth(OpKind::Rename, 2, libc::EIO);
+    let mut tx = refs.transaction("multi");
+    tx.update(branch("a"), id(10), Expected::Value(id(1)))
+        .update(branch("b"), id(20), Expected::Value(id(2)));
+    let err = tx.commit().expect_err("rename of b fails");
+    assert!(
+        err.to_string().contains("rename"),
+        "error names the step: {err}"
+    );
+    assert_eq!(refs.branch(&branch("a"))?, Some(id(1)), "a rolled back");
+    assert_eq!(refs.branch(&branch("b"))?, Some(id(2)), "b untouched");
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+    assert_eq!(
+        std::fs::read_dir(repo.layout().transactions_dir())?.count(),
+        0,
+        "journal gone"
+    );
+    // The refs are usable again at once.
+    refs.update(&branch("a"), id(11), Expected::Value(id(1)), "after")?;
+    Ok(())
+}
+
+#[test]
+fn failure_at_each_step_of_a_ref_write_leaves_old_value_and_no_temp() -> TestResult {
+    for (kind, nth) in [
+        (OpKind::Create, 0),
+        (OpKind::Write, 0),
+        (OpKind::SyncFile, 0),
+        (OpKind::Rename, 0),
+    ] {
+        let dir = tempfile::tempdir()?;
+        let fault = FaultFs::new();
+        let repo = Repository::init_with(
+            dir.path(),
+            Options {
+                durability: Durability::Full,
+                vfs: Arc::new(fault.clone()),
+            },
+        )?;
+        let refs = repo.refs();
+        refs.update(&branch("main"), id(1), Expected::Any, "setup")?;
+        // The lock file is the first create; the temp file the second.
+        let nth = if kind == OpKind::Create { nth + 1 } else { nth };
+        let nth = if kind == OpKind::Write { nth + 1 } else { nth };
+        fault.fail_nth(kind, nth, libc::EIO);
+        let err = refs
+            .update(&branch("main"), id(2), Expected::Value(id(1)), "x")
+            .expect_err("injected failure");
+        assert!(
+            err.to_string().contains("main"),
+            "{kind:?}: error names the ref: {err}"
+        );
+        assert_eq!(
+            refs.branch(&branch("main"))?,
+            Some(id(1)),
+            "{kind:?}: old value kept"
+        );
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{kind:?}: {:?}",
+            leftovers(dir.path())
+        );
+        assert_eq!(
+            refs.reflog(&branch("main"))?.entries.len(),
+            1,
+            "{kind:?}: no reflog line"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn transaction_killed_after_its_journal_is_completed_on_next_open() -> TestResult {
+    for crash_at in ["ref-txn-journaled", "ref-txn-first-applied"] {
+        let dir = tempfile::tempdir()?;
+        let repo = Repository::init(dir.path())?;
+        let refs = repo.refs();
+        refs.update(&branch("a"), id(1), Expected::Absent, "setup")?;
+        refs.update(&branch("b"), id(2), Expected::Absent, "setup")?;
+        let script = format!(
+            "update a {} {}\nupdate b {} {}\ncreate c {}\n",
+            id(10),
+            id(1),
+            id(20),
+            id(2),
+            id(30)
+        );
+        let (code, _, err) = muse_env(
+            dir.path(),
+            &["plumbing", "update-ref", "--stdin", "--no-verify"],
+            &[("MUSE_CRASH_AT", crash_at)],
+            Some(&script),
+        )?;
+        assert_ne!(code, 0, "{crash_at}: the child must have died: {err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(".muse/ref-transactions"))?.count(),
+            1,
+            "{crash_at}: the journal survives the crash"
+        );
+        // Opening the repository recovers: every ref moves, none is half-done.
+        let repo = Repository::open(dir.path())?;
+        let refs = repo.refs();
+        assert_eq!(refs.branch(&branch("a"))?, Some(id(10)), "{crash_at}: a");
+        assert_eq!(refs.branch(&branch("b"))?, Some(id(20)), "{crash_at}: b");
+        assert_eq!(refs.branch(&branch("c"))?, Some(id(30)), "{crash_at}: c");
+        for (b, n) in [("a", 2), ("b", 2), ("c", 1)] {
+            assert_eq!(
+                refs.reflog(&branch(b))?.entries.len(),
+                n,
+                "{crash_at}: reflog of {b}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(repo.layout().transactions_dir())?.count(),
+            0
+        );
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{crash_at}: {:?}",
+            leftovers(dir.path())
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn lock_of_a_dead_process_is_recovered_and_a_foreign_one_is_named() -> TestResult {
+    let (dir, repo) = scratch()?;
+    let refs = repo.refs().with_lock_timeout(Duration::from_millis(200));
+    let main_path = repo.layout().branch_path(&branch("main"));
+    let lock_path = FileLock::path_for(&main_path);
+    // A process that has exited: its pid is gone.
+    let mut child = std::process::Command::new("true").spawn()?;
+    let dead_pid = child.id();
+    child.wait()?;
+    let dead = LockOwner {
+        pid: dead_pid,
+        host: muse_store::refs::host_name(),
+        created_at: "2026-01-01T00:00:00+00:00".into(),
+        nonce: "n".into(),
+    };
+    write_lock(&lock_path, &dead)?;
+    refs.update(&branch("main"), id(1), Expected::Any, "after dead lock")?;
+    assert!(!lock_path.exists(), "recovered lock released");
+
+    let foreign = LockOwner {
+        host: "some-other-host".into(),
+        ..dead
+    };
+    write_lock(&lock_path, &foreign)?;
+    let err = refs
+        .update(&branch("main"), id(2), Expected::Any, "blocked")
+        .expect_err("a lock on another host is never stolen");
+    let text = err.to_string();
+    assert!(
+        text.contains("main.lock") && text.contains("remove"),
+        "names the file and the fix: {text}"
+    );
+    assert_eq!(
+        refs.branch(&branch("main"))?,
+        Some(id(1)),
+        "nothing changed"
+    );
+    assert!(lock_path.exists(), "foreign lock left alone");
+    drop(dir);
+    Ok(())
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test plants a lock file by hand"
+)]
+fn write_lock(path: &Path, owner: &LockOwner) -> TestResult {
+    std::fs::write(path, serde_json::to_vec(owner)?)?;
+    Ok(())
+}
+
+#[test]
+fn bad_names_and_ids_are_refused_and_change_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (code, _, _) = muse(dir.path(), &["init"])?;
+    assert_eq!(code, 0);
+    let good = id(1).to_string();
+    let before = snapshot_of(dir.path())?;
+    for name in [
+        "../escape",
+        "a..b",
+        "/x",
+        "x/",
+        "a//b",
+        ".hidden",
+        "x.lock",
+        "a b",
+        "a~1",
+    ] {
+        let (code, _, err) = muse(dir.path(), &["plumbing", "update-ref", "-n", name, &good])?;
+        assert_eq!(code, 1, "{name}: exit 1");
+        assert!(
+            err.contains("invalid branch name") && err.contains(&name.escape_debug().to_string()),
+            "{name}: {err}"
+        );
+        let (code, out, _) = muse(dir.path(), &["plumbing", "check-ref-format", name])?;
+        assert_eq!(code, 1, "{name}: check-ref-format exit 1");
+        assert!(out.contains("\"valid\":false"), "{name}: {out}");
+    }
+    for bad in ["z".repeat(64), "abc123".to_owned(), good.to_uppercase()] {
+        let (code, _, err) = muse(dir.path(), &["plumbing", "update-ref", "-n", "main", &bad])?;
+        assert_eq!(code, 1, "{bad}: exit 1");
+        assert!(
+            err.contains("SHA-256") && err.contains(&bad),
+            "{bad}: {err}"
+        );
+        let (code, _, err) = muse(
+            dir.path(),
+            &[
+                "plumbing",
+                "update-ref",
+                "-n",
+                "main",
+                &good,
+                "--old-value",
+                &bad,
+            ],
+        )?;
+        assert_eq!(code, 1, "{bad} as old value: exit 1: {err}");
+    }
+    assert_eq!(before, snapshot_of(dir.path())?, "nothing changed on disk");
+    Ok(())
+}
+
+/// Every file under `.muse/` with its content, sorted.
+fn snapshot_of(dir: &Path) -> TestResult<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.join(".muse")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push((path.display().to_string(), std::fs::read(&path)?));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[test]
+fn cli_compare_and_swap_reports_cas_mismatch_as_json() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    muse(dir.path(), &["init"])?;
+    let (a, b) = (id(1).to_string(), id(2).to_string());
+    let (code, out, _) = muse(
+        dir.path(),
+        &["plumbing", "update-ref", "-n", "main", &a, "--create"],
+    )?;
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(v["branch"], "main");
+    assert_eq!(v["commit_id"], a.as_str());
+    assert!(v["previous"].is_null());
+    let (code, _, err) = muse(
+        dir.path(),
+        &[
+            "plumbing",
+            "update-ref",
+            "-n",
+            "main",
+            &b,
+            "--old-value",
+            &b,
+        ],
+    )?;
+    assert_eq!(code, 1);
+    let e: serde_json::Value = serde_json::from_str(err.trim())?;
+    assert_eq!(e["error"], "cas_mismatch");
+    assert_eq!(e["expected"], b.as_str());
+    assert_eq!(e["actual"], a.as_str());
+    let (code, out, _) = muse(
+        dir.path(),
+        &["plumbing", "update-ref", "-n", "main", &b, "-o", &a],
+    )?;
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = muse(dir.path(), &["plumbing", "rev-parse", "main", "-f", "text"])?;
+    assert_eq!((code, out.trim()), (0, b.as_str()));
+    Ok(())
+}
+
+#[test]
+fn muse_written_fixture_refs_and_reflog_read_back() -> TestResult {
+    let (_tmp, root) = fixture("muse-merge-conflict")?;
+    let repo = Repository::open(&root)?;
+    let refs = repo.refs();
+    assert_eq!(refs.head()?, Head::Branch(branch("main")));
+    let main =
+        ObjectId::from_hex("4a3002d6a8d310fdd03473b7a97775e25d955fba4f0ea0cab8cb185ec698002e")?;
+    let feat =
+        ObjectId::from_hex("07ffd2ae399a014c9fdd4b04a0f48d2a1a8ab362bef18ac5e9eba3051d725798")?;
+    assert_eq!(refs.branch(&branch("main"))?, Some(main));
+    assert_eq!(refs.branch(&branch("feat/x"))?, Some(feat));
+    let names: Vec<_> = refs
+        .branches()?
+        .into_iter()
+        .map(|(b, _)| b.to_string())
+        .collect();
+    assert_eq!(names, ["feat/x", "main"]);
+    let head_log = refs.head_reflog()?;
+    assert_eq!(
+        head_log.entries.len(),
+        5,
+        "the fixture's HEAD reflog has five lines"
+    );
+    assert_eq!(head_log.entries[0].old, ObjectId::ZERO);
+    assert_eq!(
+        head_log.entries[1].operation,
+        "checkout: moving from main to feat/x"
+    );
+    assert_eq!(head_log.entries[4].new, main);
+    assert_eq!(refs.reflog(&branch("main"))?.entries.len(), 3);
+    assert_eq!(
+        refs.reflog(&branch("feat/x"))?.entries.len(),
+        2,
+        "checkout + commit"
+    );
+    // A CAS update on top of it keeps the chain going.
+    let next = id(7);
+    refs.update(&branch("main"), next, Expected::Value(main), "test")?;
+    let log = refs.reflog(&branch("main"))?;
+    assert_eq!(
+        log.entries.last().map(|e| (e.old, e.new)),
+        Some((main, next))
+    );
+    Ok(())
+}
