@@ -272,6 +272,16 @@ impl DurableWriter {
             .map_err(|e| WriteError::failed(dir, WriteStep::SyncDir, e))
     }
 
+    /// Makes the entry of `path` in its parent directory durable (fsyncs the
+    /// parent) at this writer's durability level. For an entry created
+    /// through [`DurableWriter::vfs`] directly, such as a directory created
+    /// exclusively so that it fails when it already exists.
+    pub fn sync_parent(&self, path: &Path) -> Result<(), WriteError> {
+        let parent = parent_of(path)?;
+        self.sync_dir(parent)
+            .map_err(|e| WriteError::failed(path, WriteStep::SyncDir, e))
+    }
+
     /// Removes `path` and makes the removal durable. A missing file is not an
     /// error (the outcome the caller wanted already holds).
     pub fn remove_file(&self, path: &Path) -> Result<(), WriteError> {

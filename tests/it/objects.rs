@@ -412,3 +412,32 @@ fn iter_lists_objects_and_skips_temp_files_and_junk() -> TestResult {
     assert!(ids.iter().all(|id| repo.objects().contains(id)), "contains");
     Ok(())
 }
+
+#[test]
+fn streaming_reader_treats_an_empty_buffer_as_no_read() -> TestResult {
+    // std::io::Read allows a zero-length buffer; Ok(0) then does not mean
+    // end-of-file, and the reader must not conclude the object is complete.
+    for size in [0, 100, SIZES[1]] {
+        let (_dir, repo) = repo(Durability::None)?;
+        let bytes = pattern(size, 4);
+        let (id, _) = repo.objects().write(&bytes)?;
+        let mut reader = repo.objects().open(&id)?;
+        assert_eq!(
+            reader.read(&mut [])?,
+            0,
+            "{size}: an empty buffer reads nothing"
+        );
+        let mut first = [0u8; 10];
+        let n = reader.read(&mut first)?;
+        assert_eq!(&first[..n], &bytes[..n], "{size}: first bytes");
+        assert_eq!(reader.read(&mut [])?, 0, "{size}: empty buffer mid-stream");
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest)?;
+        assert_eq!(
+            rest,
+            &bytes[n..],
+            "{size}: the rest of the object streams on"
+        );
+    }
+    Ok(())
+}

@@ -167,3 +167,40 @@ fn durability_none_makes_no_fsync() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn init_makes_every_new_directory_durable() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let fs = muse_store::durable::FaultFs::new();
+    let repo = muse_store::Repository::init_with(
+        dir.path(),
+        muse_store::Options {
+            durability: Durability::Full,
+            vfs: std::sync::Arc::new(fs.clone()),
+        },
+    )?;
+    let ops = fs.ops();
+    let created: Vec<_> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| op.kind == OpKind::CreateDir)
+        .collect();
+    assert!(
+        created
+            .iter()
+            .any(|(_, op)| op.path == repo.layout().muse_dir()),
+        ".muse must be created through the seam: {ops:#?}"
+    );
+    for (i, op) in created {
+        let parent = op.path.parent().ok_or("no parent")?;
+        assert!(
+            ops[i + 1..]
+                .iter()
+                .any(|later| later.kind == OpKind::SyncDir && later.path == parent),
+            "{} was created but its parent {} was never fsynced afterwards: {ops:#?}",
+            op.path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
