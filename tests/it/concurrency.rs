@@ -160,3 +160,171 @@ fn fifty_threads_write_the_same_state_file() -> TestResult {
     }
     Ok(())
 }
+
+mod shard_race {
+    //! A writer that finds a shard directory another writer just created must
+    //! not acknowledge its object before that directory's entry is durable.
+
+    use std::io;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Duration;
+
+    use muse_store::durable::{RealFs, Vfs, VfsFile};
+    use muse_store::{Durability, ObjectId, Options, Repository};
+
+    use crate::TestResult;
+
+    #[derive(Debug, Default)]
+    struct GateState {
+        armed: bool,
+        /// The first fsync of the gated directory is being held.
+        held: bool,
+        released: bool,
+        /// fsyncs of the gated directory that have returned successfully.
+        completed: usize,
+    }
+
+    /// The real filesystem, except that the first fsync of one directory
+    /// (after arming) blocks until released.
+    #[derive(Debug)]
+    struct GateFs {
+        dir: PathBuf,
+        state: Mutex<GateState>,
+        cv: Condvar,
+    }
+
+    impl GateFs {
+        fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+            self.state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        fn wait_until(&self, what: &str, done: impl Fn(&GateState) -> bool) {
+            let mut state = self.lock();
+            while !done(&state) {
+                let (next, timeout) = self
+                    .cv
+                    .wait_timeout(state, Duration::from_secs(20))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                assert!(!timeout.timed_out(), "timed out waiting until {what}");
+                state = next;
+            }
+        }
+
+        fn update(&self, f: impl FnOnce(&mut GateState)) {
+            f(&mut self.lock());
+            self.cv.notify_all();
+        }
+    }
+
+    impl Vfs for GateFs {
+        fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn VfsFile>> {
+            RealFs.create_new(path, mode)
+        }
+        fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+            RealFs.open_append(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            RealFs.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            RealFs.remove_file(path)
+        }
+        fn create_dir(&self, path: &Path) -> io::Result<()> {
+            RealFs.create_dir(path)
+        }
+        fn remove_dir(&self, path: &Path) -> io::Result<()> {
+            RealFs.remove_dir(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            if path == self.dir {
+                let hold = {
+                    let mut state = self.lock();
+                    let hold = state.armed && !state.held;
+                    if hold {
+                        state.held = true;
+                    }
+                    hold
+                };
+                if hold {
+                    self.cv.notify_all();
+                    self.wait_until("the held fsync is released", |s| s.released);
+                }
+                RealFs.sync_dir(path)?;
+                self.update(|s| s.completed += 1);
+                return Ok(());
+            }
+            RealFs.sync_dir(path)
+        }
+    }
+
+    /// Two contents whose ids share a shard.
+    fn same_shard_pair() -> (Vec<u8>, Vec<u8>) {
+        let mut seen: std::collections::HashMap<u8, Vec<u8>> = std::collections::HashMap::new();
+        for i in 0u32.. {
+            let bytes = format!("shard race {i}\n").into_bytes();
+            let shard = ObjectId::hash(&bytes).as_bytes()[0];
+            if let Some(first) = seen.insert(shard, bytes.clone()) {
+                return (first, bytes);
+            }
+        }
+        unreachable!("the pigeonhole principle")
+    }
+
+    #[test]
+    fn second_writer_in_a_new_shard_waits_for_its_directory_to_be_durable() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let objects_dir = dir.path().join(".muse").join("objects");
+        let gate = Arc::new(GateFs {
+            dir: objects_dir,
+            state: Mutex::default(),
+            cv: Condvar::new(),
+        });
+        let repo = Repository::init_with(
+            dir.path(),
+            Options {
+                durability: Durability::Full,
+                vfs: gate.clone(),
+            },
+        )?;
+        gate.update(|s| s.armed = true);
+        let (a, b) = same_shard_pair();
+        std::thread::scope(|scope| -> TestResult {
+            // A creates the shard and is stuck in the fsync of objects/.
+            let first = scope.spawn(|| repo.objects().write(&a));
+            gate.wait_until("the first writer is inside the fsync of objects/", |s| {
+                s.held
+            });
+            // B finds the shard already there.
+            let (id, stored) = repo.objects().write(&b)?;
+            let completed = gate.lock().completed;
+            gate.update(|s| s.released = true);
+            let (first_id, _) = first.join().map_err(|_| "first writer panicked")??;
+            assert!(stored, "second object stored");
+            assert_eq!(
+                first_id.as_bytes()[0],
+                id.as_bytes()[0],
+                "both objects are in one shard"
+            );
+            assert!(
+                completed >= 1,
+                "the second write was acknowledged before any fsync of objects/ had \
+                 completed since its shard directory was created"
+            );
+            Ok(())
+        })?;
+        assert_eq!(
+            &*repo.objects().read(&ObjectId::hash(&a))?,
+            &a[..],
+            "a reads"
+        );
+        assert_eq!(
+            &*repo.objects().read(&ObjectId::hash(&b))?,
+            &b[..],
+            "b reads"
+        );
+        Ok(())
+    }
+}

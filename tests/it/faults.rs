@@ -405,3 +405,26 @@ fn relaxed_completes_despite_fsync_eio() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn retry_after_a_failed_shard_directory_fsync_makes_it_durable() -> TestResult {
+    let (_dir, repo, fs) = faulty_repo(Durability::Full)?;
+    let bytes = b"first attempt fails\n";
+    // The first directory fsync is that of objects/ for the new shard.
+    fs.fail_nth(OpKind::SyncDir, 0, EIO);
+    assert!(
+        repo.objects().write(bytes).is_err(),
+        "shard directory fsync EIO must fail the write"
+    );
+    fs.clear();
+    repo.objects().write(bytes)?;
+    let objects_dir = repo.layout().objects_dir();
+    assert!(
+        fs.ops()
+            .iter()
+            .any(|op| op.kind == OpKind::SyncDir && op.path == objects_dir),
+        "the retry was acknowledged without ever making the shard's entry in objects/ durable: {:#?}",
+        fs.ops()
+    );
+    Ok(())
+}
