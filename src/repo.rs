@@ -98,7 +98,9 @@ impl Repository {
         let layout = Layout::new(&work_tree);
         // Creating `.muse/` exclusively makes two racing inits give one winner.
         match writer.vfs().create_dir(layout.muse_dir()) {
-            Ok(()) => {}
+            // Make `.muse/` itself durable in the working tree before
+            // anything inside it is acknowledged.
+            Ok(()) => writer.sync_parent(layout.muse_dir())?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(Error::AlreadyInitialized {
                     path: layout.muse_dir().to_path_buf(),
@@ -138,8 +140,6 @@ impl Repository {
         writer.write_file(&layout.head(), TempKind::State, b"ref: refs/heads/main\n")?;
         // repo.json last: its presence marks a complete initialisation.
         writer.write_file(&layout.repo_json(), TempKind::State, &json)?;
-        // Make `.muse/` itself durable in the working tree.
-        writer.create_dir_all(layout.muse_dir())?;
         Ok(Self::from_parts(layout, writer))
     }
 

@@ -480,6 +480,11 @@ impl VerifiedReader {
                 return Err(self.integrity(actual));
             }
         };
+        // A zero-length buffer reads nothing; its Ok(0) is not end-of-file,
+        // so it must not end (and judge) the hash over a partial read.
+        if buf.is_empty() {
+            return Ok(0);
+        }
         let n = loop {
             match self.file.read(buf) {
                 Ok(n) => break n,

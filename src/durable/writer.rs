@@ -21,11 +21,12 @@
 //!   [`WriteError::NotDurable`]: the new content is visible but may not
 //!   survive a power cut.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::vfs::{RealFs, Vfs, VfsFile};
 use crate::layout::{OBJECT_TMP_PREFIX, RESTORE_TMP_PREFIX, STATE_TMP_PREFIX};
@@ -168,6 +169,17 @@ fn is_unsupported_sync(err: &io::Error) -> bool {
 
 static UNSUPPORTED_SYNC_LOGGED: AtomicBool = AtomicBool::new(false);
 
+/// Directories created in this process whose entry in their parent is not
+/// yet known durable (the parent's fsync has not succeeded yet). Shared by
+/// every writer: two repository handles can race on one shard.
+static PENDING_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn pending_dirs() -> MutexGuard<'static, BTreeSet<PathBuf>> {
+    // The set stays consistent even if a holder panicked: every operation on
+    // it is a single insert, remove or lookup.
+    PENDING_DIRS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The only code that creates, replaces, renames or removes repository files.
 #[derive(Clone)]
 pub struct DurableWriter {
@@ -255,12 +267,26 @@ impl DurableWriter {
 
     /// Creates `dir` and any missing ancestors; each directory created is made
     /// durable by syncing its parent.
+    ///
+    /// A directory that exists but whose entry is not yet known durable (its
+    /// creator, in this process, is still syncing the parent or failed to) is
+    /// synced again here, so no write into it is acknowledged before its
+    /// entry is durable.
     pub fn create_dir_all(&self, dir: &Path) -> Result<(), WriteError> {
-        if dir.as_os_str().is_empty() || dir.is_dir() {
+        if dir.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let track = self.durability != Durability::None;
+        if dir.is_dir() && !(track && pending_dirs().contains(dir)) {
             return Ok(());
         }
         let parent = parent_of(dir)?;
         self.create_dir_all(parent)?;
+        if track {
+            // Marked before it exists, so no other writer can see it existing
+            // and not pending before its entry is durable.
+            pending_dirs().insert(dir.to_path_buf());
+        }
         match self.vfs.create_dir(dir) {
             Ok(()) => {}
             // Another writer created it; it may not have synced the parent
@@ -269,7 +295,21 @@ impl DurableWriter {
             Err(e) => return Err(WriteError::failed(dir, WriteStep::CreateDir, e)),
         }
         self.sync_dir(parent)
-            .map_err(|e| WriteError::failed(dir, WriteStep::SyncDir, e))
+            .map_err(|e| WriteError::failed(dir, WriteStep::SyncDir, e))?;
+        if track {
+            pending_dirs().remove(dir);
+        }
+        Ok(())
+    }
+
+    /// Makes the entry of `path` in its parent directory durable (fsyncs the
+    /// parent) at this writer's durability level. For an entry created
+    /// through [`DurableWriter::vfs`] directly, such as a directory created
+    /// exclusively so that it fails when it already exists.
+    pub fn sync_parent(&self, path: &Path) -> Result<(), WriteError> {
+        let parent = parent_of(path)?;
+        self.sync_dir(parent)
+            .map_err(|e| WriteError::failed(path, WriteStep::SyncDir, e))
     }
 
     /// Removes `path` and makes the removal durable. A missing file is not an
