@@ -100,6 +100,40 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A name supplied by the caller (remote, session id, config key) is not
+    /// acceptable; nothing was changed.
+    #[error("invalid {what} '{name}': {reason}")]
+    InvalidName {
+        /// What kind of name it is (`remote name`, `session id`, ...).
+        what: &'static str,
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A remote with this name is already configured.
+    #[error("remote '{name}' already exists")]
+    RemoteExists {
+        /// The remote's name.
+        name: String,
+    },
+    /// No remote with this name is configured.
+    #[error("no such remote '{name}'")]
+    NoSuchRemote {
+        /// The remote's name.
+        name: String,
+    },
+    /// A lock file is held by another process (or was left by one that died
+    /// on another host or could not be identified).
+    #[error(
+        "could not take the lock '{path}': {reason}; if no muse process is running, remove the file and retry"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as far as is known.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -127,6 +161,10 @@ impl Error {
                 | Error::NotARepository { .. }
                 | Error::AlreadyInitialized { .. }
                 | Error::Symlink { .. }
+                | Error::InvalidName { .. }
+                | Error::RemoteExists { .. }
+                | Error::NoSuchRemote { .. }
+                | Error::Locked { .. }
         )
     }
 }

@@ -28,6 +28,7 @@ mod error;
 mod id;
 mod layout;
 mod repo;
+mod state;
 mod store;
 
 pub use clock::Timestamp;
@@ -36,4 +37,8 @@ pub use error::{Error, Result};
 pub use id::{Hasher, InvalidId, ObjectId};
 pub use layout::{Layout, MUSE_DIR, is_temp_name};
 pub use repo::{Options, RepoInfo, Repository, SCHEMA_VERSION};
+pub use state::{
+    Checkpoint, Config, Intent, MergeState, OpEntry, OpLog, RebaseState, Remote, Reservation,
+    SessionId, validate_remote_name,
+};
 pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};
