@@ -6,6 +6,7 @@
 //! integrity check failed, corrupt record).
 
 mod objects;
+mod remote;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -95,6 +96,9 @@ enum Command {
     /// Low-level commands with a stable JSON contract.
     #[command(subcommand)]
     Plumbing(Plumbing),
+    /// Manage the remotes in config.toml.
+    #[command(subcommand)]
+    Remote(remote::RemoteCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +197,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CmdResult {
     };
     match cli.command {
         Command::Init { dir } => init(&ctx, dir, out),
+        Command::Remote(cmd) => remote::remote(&ctx, &cmd, out),
         Command::Plumbing(p) => match p {
             Plumbing::HashObject(args) => objects::hash_object(&ctx, &args, out),
             Plumbing::CatObject(args) => objects::cat_object(&ctx, &args, out),
