@@ -59,6 +59,93 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Parses the text [`Timestamp::to_isoformat`] writes, and the variants
+    /// Python's `datetime.fromisoformat()` accepts for an aware time:
+    /// `YYYY-MM-DDTHH:MM:SS[.f{1,6}](+HH:MM|-HH:MM|Z)` (a space may stand for
+    /// the `T`). Returns `None` for anything else, including a naive time.
+    #[must_use]
+    pub fn parse_isoformat(text: &str) -> Option<Self> {
+        let field = |start: usize, end: usize| digits(text.get(start..end)?);
+        let bytes = text.as_bytes();
+        if bytes.len() < 20
+            || bytes[4] != b'-'
+            || bytes[7] != b'-'
+            || !matches!(bytes[10], b'T' | b' ')
+            || bytes[13] != b':'
+            || bytes[16] != b':'
+        {
+            return None;
+        }
+        let (year, month, day) = (field(0, 4)?, field(5, 7)?, field(8, 10)?);
+        let (hour, minute, second) = (field(11, 13)?, field(14, 16)?, field(17, 19)?);
+        if !(1..=12).contains(&month)
+            || !(1..=31).contains(&day)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return None;
+        }
+        let mut rest = text.get(19..)?;
+        let mut micros = 0;
+        if let Some(frac) = rest.strip_prefix('.') {
+            let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+            if n == 0 || n > 6 {
+                return None;
+            }
+            micros = format!("{:0<6}", &frac[..n]).parse::<u32>().ok()?;
+            rest = &frac[n..];
+        }
+        let offset = if rest == "Z" {
+            0
+        } else {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            let (oh, om) = (digits(rest.get(1..3)?)?, digits(rest.get(4..6)?)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        };
+        Some(Self {
+            unix_seconds: days_from_civil(year, month, day) * 86_400
+                + hour * 3600
+                + minute * 60
+                + second
+                - offset,
+            micros,
+        })
+    }
+}
+
+/// A run of ASCII digits as a number (`None` when empty or not all digits).
+fn digits(text: &str) -> Option<i64> {
+    if text.is_empty() || !text.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// (year, month, day) in the proleptic Gregorian calendar to days since
+/// 1970-01-01 (Howard Hinnant's `days_from_civil`, the inverse of
+/// [`civil_from_days`]).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
 /// calendar (Howard Hinnant's `civil_from_days`).
 #[expect(
@@ -107,5 +194,42 @@ mod tests {
             .to_isoformat(),
             "1970-01-01T00:00:00+00:00"
         );
+    }
+
+    #[test]
+    fn isoformat_parses_back() {
+        for (unix_seconds, micros) in [
+            (0, 0),
+            (1_767_225_600, 0),
+            (1_795_869_296, 123_456),
+            (951_782_400, 7),
+            (-86_400 * 400, 5),
+        ] {
+            let t = Timestamp {
+                unix_seconds,
+                micros,
+            };
+            assert_eq!(
+                Timestamp::parse_isoformat(&t.to_isoformat()),
+                Some(t),
+                "round trip of {}",
+                t.to_isoformat()
+            );
+        }
+        let z = Timestamp::parse_isoformat("2026-01-01T01:00:00.5Z");
+        let plus = Timestamp::parse_isoformat("2026-01-01T02:00:00.500000+01:00");
+        assert_eq!(z, plus, "offsets are applied");
+        assert_eq!(z.map(|t| t.micros), Some(500_000), "fraction is padded");
+        for bad in [
+            "",
+            "2026-01-01T00:00:00",
+            "2026-13-01T00:00:00+00:00",
+            "2026-01-01T00:00:00.+00:00",
+            "2026-01-01T00:00:00+0000",
+            "2026-01-01X00:00:00+00:00",
+            "２026-01-01T00:00:00+00:00",
+        ] {
+            assert_eq!(Timestamp::parse_isoformat(bad), None, "{bad:?} is refused");
+        }
     }
 }

@@ -94,7 +94,7 @@ pub enum Error {
     },
     /// A branch name that breaks the naming rules.
     #[error(transparent)]
-    InvalidName(#[from] crate::refs::InvalidName),
+    InvalidBranchName(#[from] crate::refs::InvalidName),
     /// A compare-and-swap found a different value; nothing was changed.
     #[error("cas_mismatch: branch '{branch}' was expected to be {expected} but is {}", actual.map_or_else(|| "absent".to_owned(), |id| id.to_string()))]
     CasMismatch {
@@ -132,6 +132,29 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A name supplied by the caller (remote, session id, config key) is not
+    /// acceptable; nothing was changed.
+    #[error("invalid {what} '{name}': {reason}")]
+    InvalidName {
+        /// What kind of name it is (`remote name`, `session id`, ...).
+        what: &'static str,
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A remote with this name is already configured.
+    #[error("remote '{name}' already exists")]
+    RemoteExists {
+        /// The remote's name.
+        name: String,
+    },
+    /// No remote with this name is configured.
+    #[error("no such remote '{name}'")]
+    NoSuchRemote {
+        /// The remote's name.
+        name: String,
+    },
 }
 
 impl Error {
@@ -159,11 +182,14 @@ impl Error {
                 | Error::NotARepository { .. }
                 | Error::AlreadyInitialized { .. }
                 | Error::Symlink { .. }
-                | Error::InvalidName(_)
+                | Error::InvalidBranchName(_)
+                | Error::InvalidName { .. }
                 | Error::CasMismatch { .. }
                 | Error::Locked { .. }
                 | Error::UnknownRef { .. }
                 | Error::Invalid(_)
+                | Error::RemoteExists { .. }
+                | Error::NoSuchRemote { .. }
         )
     }
 }

@@ -6,8 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+use uuid::Uuid;
+
 use crate::id::ObjectId;
 use crate::refs::BranchName;
+use crate::state::SessionId;
 
 /// The name of the directory that holds a repository inside its working tree.
 pub const MUSE_DIR: &str = ".muse";
@@ -179,6 +182,58 @@ impl Layout {
     #[must_use]
     pub fn op_log_dir(&self) -> PathBuf {
         self.muse.join("op_log")
+    }
+
+    /// `.muse/config.toml.lock`: serialises read-modify-write of `config.toml`.
+    #[must_use]
+    pub fn config_lock(&self) -> PathBuf {
+        self.muse.join("config.toml.lock")
+    }
+
+    /// `.muse/coordination/reservations/`.
+    #[must_use]
+    pub fn reservations_dir(&self) -> PathBuf {
+        self.coordination_dir().join("reservations")
+    }
+
+    /// `.muse/coordination/reservations/<uuid>.json`: the one function that
+    /// turns a reservation id into a path.
+    #[must_use]
+    pub fn reservation_path(&self, id: &Uuid) -> PathBuf {
+        self.reservations_dir()
+            .join(format!("{}.json", id.hyphenated()))
+    }
+
+    /// `.muse/coordination/intents/`.
+    #[must_use]
+    pub fn intents_dir(&self) -> PathBuf {
+        self.coordination_dir().join("intents")
+    }
+
+    /// `.muse/coordination/intents/<uuid>.json`: the one function that turns
+    /// an intent id into a path.
+    #[must_use]
+    pub fn intent_path(&self, id: &Uuid) -> PathBuf {
+        self.intents_dir().join(format!("{}.json", id.hyphenated()))
+    }
+
+    /// `.muse/op_log/<session_id>/`: the one function that turns a session id
+    /// into a path (the id is validated by [`SessionId`]).
+    #[must_use]
+    pub fn op_log_session_dir(&self, session: &SessionId) -> PathBuf {
+        self.op_log_dir().join(session.as_str())
+    }
+
+    /// `.muse/op_log/<session_id>/ops.jsonl`.
+    #[must_use]
+    pub fn ops_path(&self, session: &SessionId) -> PathBuf {
+        self.op_log_session_dir(session).join("ops.jsonl")
+    }
+
+    /// `.muse/op_log/<session_id>/checkpoint.json`.
+    #[must_use]
+    pub fn checkpoint_path(&self, session: &SessionId) -> PathBuf {
+        self.op_log_session_dir(session).join("checkpoint.json")
     }
 
     /// The object id that an object path names, if `shard` and `rest` are a

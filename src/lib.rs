@@ -29,6 +29,7 @@ mod id;
 mod layout;
 pub mod refs;
 mod repo;
+mod state;
 mod store;
 
 pub use clock::Timestamp;
@@ -38,4 +39,8 @@ pub use id::{Hasher, InvalidId, ObjectId};
 pub use layout::{Layout, MUSE_DIR, is_temp_name};
 pub use refs::{BranchName, Expected, Head, RefState, RefStore, Transaction};
 pub use repo::{Options, RepoInfo, Repository, SCHEMA_VERSION};
+pub use state::{
+    Checkpoint, Config, Intent, MergeState, OpEntry, OpLog, RebaseState, Remote, Reservation,
+    SessionId, validate_remote_name,
+};
 pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};

@@ -7,6 +7,7 @@
 
 mod objects;
 mod refs;
+mod remote;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -112,6 +113,9 @@ enum Command {
     /// Low-level commands with a stable JSON contract.
     #[command(subcommand)]
     Plumbing(Plumbing),
+    /// Manage the remotes in config.toml.
+    #[command(subcommand)]
+    Remote(remote::RemoteCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +239,7 @@ fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> 
     match cli.command {
         Command::Init { dir } => init(&ctx, dir, out),
         Command::Branch(args) => refs::branch(&ctx, &args, out),
+        Command::Remote(cmd) => remote::remote(&ctx, &cmd, out),
         Command::Plumbing(p) => match p {
             Plumbing::HashObject(args) => objects::hash_object(&ctx, &args, out),
             Plumbing::CatObject(args) => objects::cat_object(&ctx, &args, out),

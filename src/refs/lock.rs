@@ -194,6 +194,20 @@ impl FileLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Releases the lock, reporting a failure to remove its file (which
+    /// would block every later writer until the file is removed by hand).
+    pub fn release(self) -> Result<()> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY-free take of the fields: `this` is never dropped, so each
+        // field is read out exactly once.
+        let (path, vfs) = (this.path.clone(), this.vfs.clone());
+        match vfs.remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("release lock", path, e)),
+        }
+    }
 }
 
 impl Drop for FileLock {
