@@ -27,6 +27,7 @@ pub mod durable;
 mod error;
 mod id;
 mod layout;
+mod record;
 mod repo;
 mod store;
 
@@ -35,5 +36,9 @@ pub use durable::{Durability, DurableWriter, TempKind, WriteError, WriteStep};
 pub use error::{Error, Result};
 pub use id::{Hasher, InvalidId, ObjectId};
 pub use layout::{Layout, MUSE_DIR, is_temp_name};
+pub use record::{
+    COMMIT_FORMAT_VERSION, CommitRecord, RecordStore, SnapshotRecord, commit_id, commit_to_json,
+    read_commit_file, read_snapshot_file, snapshot_id, snapshot_to_json,
+};
 pub use repo::{Options, RepoInfo, Repository, SCHEMA_VERSION};
 pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};
