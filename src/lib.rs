@@ -30,6 +30,7 @@ mod layout;
 mod record;
 mod repo;
 mod store;
+mod worktree;
 
 pub use clock::Timestamp;
 pub use durable::{Durability, DurableWriter, TempKind, WriteError, WriteStep};
@@ -42,3 +43,7 @@ pub use record::{
 };
 pub use repo::{Options, RepoInfo, Repository, SCHEMA_VERSION};
 pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};
+pub use worktree::{
+    IgnoreRules, MUSEIGNORE, SKIPPED_DIRS, SMALL_FILE, hash_tree, is_always_excluded, load_ignore,
+    scan_tree, snapshot_tree, store_tree, worktree_manifest,
+};

@@ -245,4 +245,4 @@ impl Repository {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
