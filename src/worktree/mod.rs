@@ -227,6 +227,22 @@ pub fn worktree_manifest(repo: &Repository) -> Result<BTreeMap<String, ObjectId>
 /// Snapshots `repo`'s working tree: stores every file's object, then the
 /// snapshot record (objects first, so a record never names a missing
 /// object), and returns the record.
+///
+/// ```
+/// # fn main() -> muse_store::Result<()> {
+/// use muse_store::{Durability, Options, Repository, snapshot_tree};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::create_dir(dir.path().join("src")).unwrap();
+/// std::fs::write(dir.path().join("src/main.rs"), b"fn main() {}\n").unwrap();
+/// let options = Options { durability: Durability::None, ..Options::default() };
+/// let repo = Repository::init_with(dir.path(), options)?;
+/// let snapshot = snapshot_tree(&repo)?;
+/// assert_eq!(snapshot.manifest.keys().collect::<Vec<_>>(), ["src/main.rs"]);
+/// assert_eq!(repo.records().read_snapshot(&snapshot.snapshot_id)?, snapshot);
+/// # Ok(())
+/// # }
+/// ```
 pub fn snapshot_tree(repo: &Repository) -> Result<SnapshotRecord> {
     let files = scan_tree(repo.work_tree(), &load_ignore(repo)?)?;
     let manifest = store_tree(repo.objects(), &files)?;
