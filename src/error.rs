@@ -56,6 +56,14 @@ pub enum Error {
         /// The id looked up.
         id: ObjectId,
     },
+    /// No commit or snapshot record with this id is stored.
+    #[error("{kind} {id} not found")]
+    RecordNotFound {
+        /// `"commit"` or `"snapshot"`.
+        kind: &'static str,
+        /// The id looked up.
+        id: ObjectId,
+    },
     /// Text that should have been an id is not one.
     #[error(transparent)]
     InvalidId(#[from] InvalidId),
@@ -124,6 +132,24 @@ pub enum Error {
     /// A request that contradicts itself or the repository's state.
     #[error("{0}")]
     Invalid(String),
+    /// A commit or snapshot record whose stored id is not the id of its
+    /// content: its fields were changed after it was written, or it sits
+    /// under another id's file name.
+    #[error(
+        "integrity check failed for {kind} record '{path}': the record is corrupt ({reason}): expected id {expected}, found {actual}"
+    )]
+    RecordIntegrity {
+        /// The record file.
+        path: PathBuf,
+        /// `"commit"` or `"snapshot"`.
+        kind: &'static str,
+        /// What does not match.
+        reason: &'static str,
+        /// The id the record should have.
+        expected: ObjectId,
+        /// The id it has.
+        actual: ObjectId,
+    },
     /// A repository file exists but its content is not what the format says.
     #[error("'{path}' is malformed: {reason}")]
     Corrupt {
@@ -176,6 +202,7 @@ impl Error {
             self,
             Error::IdMismatch { .. }
                 | Error::NotFound { .. }
+                | Error::RecordNotFound { .. }
                 | Error::InvalidId(_)
                 | Error::Input { .. }
                 | Error::SourceChanged { .. }

@@ -27,16 +27,22 @@ pub mod durable;
 mod error;
 mod id;
 mod layout;
+mod record;
 pub mod refs;
 mod repo;
 mod state;
 mod store;
+mod worktree;
 
 pub use clock::Timestamp;
 pub use durable::{Durability, DurableWriter, TempKind, WriteError, WriteStep};
 pub use error::{Error, Result};
 pub use id::{Hasher, InvalidId, ObjectId};
 pub use layout::{Layout, MUSE_DIR, is_temp_name};
+pub use record::{
+    COMMIT_FORMAT_VERSION, CommitRecord, RecordStore, SnapshotRecord, commit_id, commit_to_json,
+    read_commit_file, read_snapshot_file, snapshot_id, snapshot_to_json,
+};
 pub use refs::{BranchName, Expected, Head, RefState, RefStore, Transaction};
 pub use repo::{Options, RepoInfo, Repository, SCHEMA_VERSION};
 pub use state::{
@@ -44,3 +50,7 @@ pub use state::{
     SessionId, validate_remote_name,
 };
 pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};
+pub use worktree::{
+    IgnoreRules, MUSEIGNORE, SKIPPED_DIRS, SMALL_FILE, hash_tree, is_always_excluded, load_ignore,
+    scan_tree, snapshot_tree, store_tree, worktree_manifest,
+};

@@ -96,7 +96,7 @@ fn load(file: &mut File, len: u64) -> io::Result<(ObjectBytes, ObjectId)> {
 }
 
 /// Hashes everything `reader` yields, in fixed buffers.
-fn hash_stream(reader: &mut impl Read) -> io::Result<(ObjectId, u64)> {
+pub(crate) fn hash_stream(reader: &mut impl Read) -> io::Result<(ObjectId, u64)> {
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; STREAM_BUFFER];
     let mut total = 0u64;
