@@ -217,10 +217,14 @@ impl Repository {
     }
 
     /// The refs (HEAD and branches). Reflog lines name the author from
-    /// `MUSE_AUTHOR`, else "unknown".
+    /// `MUSE_AUTHOR`, else the configured `user.name`, else "unknown".
     #[must_use]
     pub fn refs(&self) -> RefStore {
-        let author = std::env::var("MUSE_AUTHOR").unwrap_or_else(|_| "unknown".to_owned());
+        let author = std::env::var("MUSE_AUTHOR")
+            .ok()
+            .or_else(|| crate::state::Config::load(self).ok()?.user_name())
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_owned());
         RefStore::new(self.layout.clone(), self.writer.clone(), author)
     }
 

@@ -1,0 +1,194 @@
+//! Walking the commit graph: logs, merge bases, names, manifest diffs.
+//!
+//! Every commit is read through [`RecordStore::read_commit`], so a record
+//! whose content no longer matches its id stops a walk with an error instead
+//! of feeding it wrong parents.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use crate::error::Result;
+use crate::id::ObjectId;
+use crate::record::{CommitRecord, RecordStore};
+use crate::refs::BranchName;
+
+/// Commits reachable from `tip`, newest first: a breadth-first walk that
+/// follows both parents (or only first parents), stopping before `stop_at`
+/// and its ancestors, and after `limit` commits. Returns the commits and
+/// whether the limit cut the walk short.
+pub fn walk(
+    records: &RecordStore,
+    tip: ObjectId,
+    stop_at: Option<ObjectId>,
+    first_parent: bool,
+    limit: usize,
+) -> Result<(Vec<CommitRecord>, bool)> {
+    let excluded = match stop_at {
+        Some(stop) => ancestors(records, stop)?,
+        None => HashSet::new(),
+    };
+    let mut out = Vec::new();
+    let mut seen = HashSet::from([tip]);
+    let mut queue = VecDeque::from([tip]);
+    while let Some(id) = queue.pop_front() {
+        if excluded.contains(&id) {
+            continue;
+        }
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        let commit = records.read_commit(&id)?;
+        let parents = commit.parents();
+        let parents = if first_parent { &parents[..parents.len().min(1)] } else { &parents[..] };
+        for parent in parents {
+            if seen.insert(*parent) {
+                queue.push_back(*parent);
+            }
+        }
+        out.push(commit);
+    }
+    Ok((out, false))
+}
+
+/// Every commit reachable from `tip`, `tip` included.
+pub fn ancestors(records: &RecordStore, tip: ObjectId) -> Result<HashSet<ObjectId>> {
+    let mut seen = HashSet::from([tip]);
+    let mut stack = vec![tip];
+    while let Some(id) = stack.pop() {
+        for parent in records.read_commit(&id)?.parents() {
+            if seen.insert(parent) {
+                stack.push(parent);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// The best common ancestor of `a` and `b`: a common ancestor that is not an
+/// ancestor of another common ancestor (the nearest to `b` when several
+/// qualify). `None` when the histories are unrelated.
+pub fn merge_base(records: &RecordStore, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
+    let of_a = ancestors(records, a)?;
+    let mut common = Vec::new();
+    let mut seen = HashSet::from([b]);
+    let mut queue = VecDeque::from([b]);
+    while let Some(id) = queue.pop_front() {
+        if of_a.contains(&id) {
+            common.push(id);
+            // Ancestors of a common ancestor are never better.
+            continue;
+        }
+        for parent in records.read_commit(&id)?.parents() {
+            if seen.insert(parent) {
+                queue.push_back(parent);
+            }
+        }
+    }
+    for candidate in &common {
+        let mut dominated = false;
+        for other in &common {
+            if other != candidate && ancestors(records, *other)?.contains(candidate) {
+                dominated = true;
+                break;
+            }
+        }
+        if !dominated {
+            return Ok(Some(*candidate));
+        }
+    }
+    Ok(None)
+}
+
+/// How a commit is named relative to a branch tip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevName {
+    /// The branch whose tip reaches the commit.
+    pub branch: BranchName,
+    /// First-parent steps from the tip (0 = the tip), so `branch~N` names
+    /// exactly this commit.
+    pub distance: usize,
+}
+
+impl RevName {
+    /// `branch` or `branch~N`.
+    #[must_use]
+    pub fn name(&self) -> String {
+        if self.distance == 0 {
+            self.branch.to_string()
+        } else {
+            format!("{}~{}", self.branch, self.distance)
+        }
+    }
+}
+
+/// For each of `targets`, the branch whose tip reaches it in the fewest
+/// first-parent steps (ties go to the branch listed first). Commits reached
+/// only through a merge's second parent get no name.
+pub fn name_revs(
+    records: &RecordStore,
+    branches: &[(BranchName, ObjectId)],
+    targets: &[ObjectId],
+) -> Result<HashMap<ObjectId, RevName>> {
+    let wanted: HashSet<_> = targets.iter().copied().collect();
+    let mut best: HashMap<ObjectId, RevName> = HashMap::new();
+    for (branch, tip) in branches {
+        let mut dist = HashMap::from([(*tip, 0usize)]);
+        let mut queue = VecDeque::from([*tip]);
+        while let Some(id) = queue.pop_front() {
+            let d = dist[&id];
+            if wanted.contains(&id) {
+                let better = best.get(&id).is_none_or(|b| d < b.distance);
+                if better {
+                    best.insert(id, RevName { branch: branch.clone(), distance: d });
+                }
+            }
+            if let Some(parent) = records.read_commit(&id)?.parent_commit_id
+                && let std::collections::hash_map::Entry::Vacant(e) = dist.entry(parent)
+            {
+                e.insert(d + 1);
+                queue.push_back(parent);
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// The difference between two manifests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestDiff {
+    /// Paths only in the new manifest.
+    pub added: Vec<String>,
+    /// Paths in both with different objects.
+    pub modified: Vec<String>,
+    /// Paths only in the old manifest.
+    pub deleted: Vec<String>,
+}
+
+impl ManifestDiff {
+    /// Compares `old` with `new`; each list is sorted.
+    #[must_use]
+    pub fn between(old: &BTreeMap<String, ObjectId>, new: &BTreeMap<String, ObjectId>) -> Self {
+        let mut diff = Self::default();
+        let paths: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for path in paths {
+            match (old.get(path), new.get(path)) {
+                (None, Some(_)) => diff.added.push(path.clone()),
+                (Some(_), None) => diff.deleted.push(path.clone()),
+                (Some(a), Some(b)) if a != b => diff.modified.push(path.clone()),
+                _ => {}
+            }
+        }
+        diff
+    }
+
+    /// Number of changed paths.
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.added.len() + self.modified.len() + self.deleted.len()
+    }
+
+    /// Whether nothing changed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+}

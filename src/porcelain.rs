@@ -1,0 +1,231 @@
+//! What a person does with a working tree: commit, status, checkout.
+//!
+//! Invariants:
+//! - `commit` stores every object and record before it moves the branch, and
+//!   moves it with one compare-and-swap from the parent it built on: if the
+//!   branch moved meanwhile nothing changes and [`Error::CasMismatch`] says
+//!   so (the stored records are harmless and the commit can be retried);
+//! - `checkout` verifies every object it will write before it changes any
+//!   file of the working tree, refuses to overwrite uncommitted changes
+//!   unless forced, restores files through the store's verified restore
+//!   (atomic replace, fresh mtime, no symlink followed) and moves HEAD last.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::history::ManifestDiff;
+use crate::id::ObjectId;
+use crate::record::CommitRecord;
+use crate::refs::{BranchName, Expected, Head};
+use crate::repo::Repository;
+use crate::state::{Config, MergeState, RebaseState};
+use crate::worktree::{snapshot_tree, worktree_manifest};
+
+/// What [`commit`] made.
+#[derive(Debug, Clone)]
+pub struct CommitOutcome {
+    /// The new commit record.
+    pub commit: CommitRecord,
+    /// The branch it moved.
+    pub branch: BranchName,
+    /// The previous tip (`None` for a root commit).
+    pub parent: Option<ObjectId>,
+}
+
+/// The manifest of `commit` (empty for `None`).
+pub fn commit_manifest(repo: &Repository, commit: Option<ObjectId>) -> Result<BTreeMap<String, ObjectId>> {
+    let Some(id) = commit else {
+        return Ok(BTreeMap::new());
+    };
+    let records = repo.records();
+    let record = records.read_commit(&id)?;
+    Ok(records.read_snapshot(&record.snapshot_id)?.manifest)
+}
+
+/// Snapshots the working tree and commits it on the current branch. A merge
+/// in progress (`MERGE_STATE.json`) makes this the merge commit: its other
+/// side becomes the second parent and the merge state is cleared once the
+/// branch has moved. `author` defaults to the configured `user.name`.
+pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<CommitOutcome> {
+    if message.trim().is_empty() {
+        return Err(Error::Invalid("a commit needs a non-empty message (-m)".into()));
+    }
+    let refs = repo.refs();
+    let branch = match refs.head()? {
+        Head::Branch(b) => b,
+        Head::Detached(id) => {
+            return Err(Error::Invalid(format!(
+                "HEAD is detached at {id}; create a branch there first (muse branch <name>, then muse checkout <name>)"
+            )));
+        }
+    };
+    let parent = refs.branch(&branch)?;
+    let merge = MergeState::read(repo)?;
+    let snapshot = snapshot_tree(repo)?;
+    let mut parents: Vec<ObjectId> = parent.into_iter().collect();
+    if let Some(merge) = &merge {
+        parents.push(merge.theirs_commit);
+    } else if let Some(p) = parent
+        && repo.records().read_commit(&p)?.snapshot_id == snapshot.snapshot_id
+    {
+        return Err(Error::Invalid("nothing to commit: the working tree matches HEAD".into()));
+    }
+    let author = match author {
+        Some(a) => a.to_owned(),
+        None => Config::load(repo)?.user_name().unwrap_or_default(),
+    };
+    let record = CommitRecord::new(
+        repo.info()?.repo_id,
+        branch.as_str(),
+        snapshot.snapshot_id,
+        &parents,
+        message,
+        author,
+        Timestamp::now(),
+    );
+    repo.records().write_commit(&record)?;
+    let first_line = message.lines().next().unwrap_or_default();
+    let expected = parent.map_or(Expected::Absent, Expected::Value);
+    refs.update(&branch, record.commit_id, expected, &format!("commit: {first_line}"))?;
+    if merge.is_some() {
+        MergeState::clear(repo)?;
+    }
+    Ok(CommitOutcome {
+        commit: record,
+        branch,
+        parent,
+    })
+}
+
+/// The state of a working tree against HEAD.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// What HEAD says.
+    pub head: Head,
+    /// The commit HEAD resolves to.
+    pub head_commit: Option<ObjectId>,
+    /// Added, modified and deleted paths, working tree against HEAD.
+    pub changes: ManifestDiff,
+    /// The merge in progress, if any.
+    pub merge: Option<MergeState>,
+    /// The rebase in progress, if any.
+    pub rebase: Option<RebaseState>,
+}
+
+/// Compares the working tree with HEAD (writes nothing).
+pub fn status(repo: &Repository) -> Result<Status> {
+    let refs = repo.refs();
+    let head = refs.head()?;
+    let head_commit = refs.head_commit()?;
+    let old = commit_manifest(repo, head_commit)?;
+    let new = worktree_manifest(repo)?;
+    Ok(Status {
+        head,
+        head_commit,
+        changes: ManifestDiff::between(&old, &new),
+        merge: MergeState::read(repo)?,
+        rebase: RebaseState::read(repo)?,
+    })
+}
+
+/// What [`checkout`] did.
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutOutcome {
+    /// Files written.
+    pub restored: usize,
+    /// Files removed.
+    pub removed: usize,
+}
+
+/// Checks out `target` (a branch name, or anything that names a commit): the
+/// working tree becomes the target's snapshot and HEAD moves to it. Without
+/// `force`, refuses when that would overwrite or remove an uncommitted change.
+pub fn checkout(repo: &Repository, target: &Head, force: bool) -> Result<CheckoutOutcome> {
+    let refs = repo.refs();
+    let (new_commit, label) = match target {
+        Head::Branch(b) => (
+            refs.branch(b)?.ok_or_else(|| Error::Invalid(format!("branch '{b}' has no commits to check out")))?,
+            b.to_string(),
+        ),
+        Head::Detached(id) => (*id, id.to_string()),
+    };
+    let current = refs.head_commit()?;
+    let head_files = commit_manifest(repo, current)?;
+    let target_files = commit_manifest(repo, Some(new_commit))?;
+    let work_files = worktree_manifest(repo)?;
+
+    let mut to_write = Vec::new();
+    let mut to_remove = Vec::new();
+    let mut conflicts = Vec::new();
+    let paths: std::collections::BTreeSet<&String> =
+        head_files.keys().chain(target_files.keys()).chain(work_files.keys()).collect();
+    for path in paths {
+        let (ours, theirs, work) = (head_files.get(path), target_files.get(path), work_files.get(path));
+        if theirs == work {
+            continue;
+        }
+        // A local change (work differs from HEAD) that the checkout would
+        // overwrite or remove, unless the target leaves the file as HEAD had it.
+        if !force && work != ours && theirs != ours {
+            conflicts.push(path.clone());
+            continue;
+        }
+        match theirs {
+            Some(id) => to_write.push((path.clone(), *id)),
+            // Untracked in both commits: not ours to remove.
+            None if ours.is_none() => {}
+            None => to_remove.push(path.clone()),
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(Error::Invalid(format!(
+            "checkout of {label} would overwrite uncommitted changes in: {} (commit them, or use --force)",
+            conflicts.join(", ")
+        )));
+    }
+    // Verify every object first: a damaged one stops the checkout before
+    // any file changes.
+    to_write
+        .par_iter()
+        .map(|(_, id)| repo.objects().verify(id).map(|_| ()))
+        .collect::<Result<()>>()?;
+    let work_tree = repo.work_tree();
+    to_write
+        .par_iter()
+        .map(|(path, id)| repo.objects().restore(id, work_tree, Path::new(path)))
+        .collect::<Result<()>>()?;
+    for path in &to_remove {
+        remove_tracked(repo, work_tree, path)?;
+    }
+    let from = match refs.head()? {
+        Head::Branch(b) => b.to_string(),
+        Head::Detached(id) => id.to_string(),
+    };
+    refs.set_head(target, &format!("checkout: moving from {from} to {label}"))?;
+    Ok(CheckoutOutcome {
+        restored: to_write.len(),
+        removed: to_remove.len(),
+    })
+}
+
+/// Removes a tracked file from the working tree and the directories that
+/// leaves empty (never the working tree root, never through a symlink).
+fn remove_tracked(repo: &Repository, work_tree: &Path, rel: &str) -> Result<()> {
+    let path = work_tree.join(rel);
+    repo.writer().remove_file(&path)?;
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == work_tree || !d.starts_with(work_tree) {
+            break;
+        }
+        if repo.writer().remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
