@@ -38,7 +38,11 @@ pub fn walk(
         }
         let commit = records.read_commit(&id)?;
         let parents = commit.parents();
-        let parents = if first_parent { &parents[..parents.len().min(1)] } else { &parents[..] };
+        let parents = if first_parent {
+            &parents[..parents.len().min(1)]
+        } else {
+            &parents[..]
+        };
         for parent in parents {
             if seen.insert(*parent) {
                 queue.push_back(*parent);
@@ -138,7 +142,13 @@ pub fn name_revs(
             if wanted.contains(&id) {
                 let better = best.get(&id).is_none_or(|b| d < b.distance);
                 if better {
-                    best.insert(id, RevName { branch: branch.clone(), distance: d });
+                    best.insert(
+                        id,
+                        RevName {
+                            branch: branch.clone(),
+                            distance: d,
+                        },
+                    );
                 }
             }
             if let Some(parent) = records.read_commit(&id)?.parent_commit_id

@@ -28,12 +28,13 @@ mod error;
 pub mod history;
 mod id;
 mod layout;
+pub mod porcelain;
 mod record;
 pub mod refs;
-pub mod porcelain;
 mod repo;
 mod state;
 mod store;
+mod testhook;
 mod worktree;
 
 pub use clock::Timestamp;

@@ -37,7 +37,10 @@ pub struct CommitOutcome {
 }
 
 /// The manifest of `commit` (empty for `None`).
-pub fn commit_manifest(repo: &Repository, commit: Option<ObjectId>) -> Result<BTreeMap<String, ObjectId>> {
+pub fn commit_manifest(
+    repo: &Repository,
+    commit: Option<ObjectId>,
+) -> Result<BTreeMap<String, ObjectId>> {
     let Some(id) = commit else {
         return Ok(BTreeMap::new());
     };
@@ -52,7 +55,9 @@ pub fn commit_manifest(repo: &Repository, commit: Option<ObjectId>) -> Result<BT
 /// branch has moved. `author` defaults to the configured `user.name`.
 pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<CommitOutcome> {
     if message.trim().is_empty() {
-        return Err(Error::Invalid("a commit needs a non-empty message (-m)".into()));
+        return Err(Error::Invalid(
+            "a commit needs a non-empty message (-m)".into(),
+        ));
     }
     let refs = repo.refs();
     let branch = match refs.head()? {
@@ -72,7 +77,9 @@ pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<
     } else if let Some(p) = parent
         && repo.records().read_commit(&p)?.snapshot_id == snapshot.snapshot_id
     {
-        return Err(Error::Invalid("nothing to commit: the working tree matches HEAD".into()));
+        return Err(Error::Invalid(
+            "nothing to commit: the working tree matches HEAD".into(),
+        ));
     }
     let author = match author {
         Some(a) => a.to_owned(),
@@ -90,7 +97,13 @@ pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<
     repo.records().write_commit(&record)?;
     let first_line = message.lines().next().unwrap_or_default();
     let expected = parent.map_or(Expected::Absent, Expected::Value);
-    refs.update(&branch, record.commit_id, expected, &format!("commit: {first_line}"))?;
+    crate::testhook::barrier("commit-before-cas");
+    refs.update(
+        &branch,
+        record.commit_id,
+        expected,
+        &format!("commit: {first_line}"),
+    )?;
     if merge.is_some() {
         MergeState::clear(repo)?;
     }
@@ -148,11 +161,18 @@ pub fn checkout(repo: &Repository, target: &Head, force: bool) -> Result<Checkou
     let refs = repo.refs();
     let (new_commit, label) = match target {
         Head::Branch(b) => (
-            refs.branch(b)?.ok_or_else(|| Error::Invalid(format!("branch '{b}' has no commits to check out")))?,
+            refs.branch(b)?.ok_or_else(|| {
+                Error::Invalid(format!("branch '{b}' has no commits to check out"))
+            })?,
             b.to_string(),
         ),
         Head::Detached(id) => (*id, id.to_string()),
     };
+    if !force && MergeState::read(repo)?.is_some() {
+        return Err(Error::Invalid(
+            "a merge is in progress (MERGE_STATE.json): commit it first, or use --force to check out anyway".into(),
+        ));
+    }
     let current = refs.head_commit()?;
     let head_files = commit_manifest(repo, current)?;
     let target_files = commit_manifest(repo, Some(new_commit))?;
@@ -161,10 +181,17 @@ pub fn checkout(repo: &Repository, target: &Head, force: bool) -> Result<Checkou
     let mut to_write = Vec::new();
     let mut to_remove = Vec::new();
     let mut conflicts = Vec::new();
-    let paths: std::collections::BTreeSet<&String> =
-        head_files.keys().chain(target_files.keys()).chain(work_files.keys()).collect();
+    let paths: std::collections::BTreeSet<&String> = head_files
+        .keys()
+        .chain(target_files.keys())
+        .chain(work_files.keys())
+        .collect();
     for path in paths {
-        let (ours, theirs, work) = (head_files.get(path), target_files.get(path), work_files.get(path));
+        let (ours, theirs, work) = (
+            head_files.get(path),
+            target_files.get(path),
+            work_files.get(path),
+        );
         if theirs == work {
             continue;
         }

@@ -279,6 +279,7 @@ impl ObjectStore {
     /// Stores bytes already known to hash to `id`.
     fn store_verified(&self, id: &ObjectId, bytes: &[u8]) -> Result<bool> {
         if !self.needs_write(id, bytes.len() as u64)? {
+            self.writer.confirm_durable(&self.path(id))?;
             return Ok(false);
         }
         self.writer
@@ -307,6 +308,7 @@ impl ObjectStore {
         // id names: hash first, then copy while hashing again.
         let (id, _) = hash_stream(&mut file).map_err(|e| Error::io("read", source, e))?;
         if !self.needs_write(&id, len)? {
+            self.writer.confirm_durable(&self.path(&id))?;
             return Ok((id, false));
         }
         let mut file = open_source(source)?;

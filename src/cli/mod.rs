@@ -5,7 +5,9 @@
 //! unknown name, invalid id, missing object), 3 internal error (I/O failure,
 //! integrity check failed, corrupt record).
 
+mod history;
 mod objects;
+mod porcelain;
 mod refs;
 mod remote;
 
@@ -108,6 +110,14 @@ enum Command {
         /// Where to create it (default: the current directory).
         dir: Option<PathBuf>,
     },
+    /// Snapshot the working tree and commit it on the current branch.
+    Commit(porcelain::CommitArgs),
+    /// Show what changed in the working tree against HEAD.
+    Status(porcelain::StatusArgs),
+    /// Show the history from HEAD (or a given commit).
+    Log(porcelain::LogArgs),
+    /// Switch the working tree and HEAD to a branch or commit.
+    Checkout(porcelain::CheckoutArgs),
     /// List branches, create one at HEAD, or delete one.
     Branch(refs::BranchArgs),
     /// Low-level commands with a stable JSON contract.
@@ -139,6 +149,22 @@ enum Plumbing {
     CheckRefFormat(refs::CheckRefFormatArgs),
     /// List branches with their commit's fields.
     ForEachRef(refs::ForEachRefArgs),
+    /// Print a commit record.
+    ReadCommit(history::ReadCommitArgs),
+    /// Print a snapshot record.
+    ReadSnapshot(history::ReadSnapshotArgs),
+    /// List the files of a commit.
+    LsFiles(history::LsFilesArgs),
+    /// Make a commit record from a snapshot (moves no ref).
+    CommitTree(history::CommitTreeArgs),
+    /// List the commits reachable from a tip.
+    CommitGraph(history::CommitGraphArgs),
+    /// Find the best common ancestor of two commits.
+    MergeBase(history::MergeBaseArgs),
+    /// Compare two snapshots (or commits).
+    SnapshotDiff(history::SnapshotDiffArgs),
+    /// Name commits relative to branch tips.
+    NameRev(history::NameRevArgs),
 }
 
 /// Output format of most plumbing commands.
@@ -239,6 +265,10 @@ fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> 
     match cli.command {
         Command::Init { dir } => init(&ctx, dir, out),
         Command::Branch(args) => refs::branch(&ctx, &args, out),
+        Command::Commit(args) => porcelain::commit(&ctx, &args, out),
+        Command::Status(args) => porcelain::status(&ctx, &args, out),
+        Command::Log(args) => porcelain::log(&ctx, &args, out),
+        Command::Checkout(args) => porcelain::checkout(&ctx, &args, out),
         Command::Remote(cmd) => remote::remote(&ctx, &cmd, out),
         Command::Plumbing(p) => match p {
             Plumbing::HashObject(args) => objects::hash_object(&ctx, &args, out),
@@ -250,6 +280,14 @@ fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> 
             Plumbing::UpdateRef(args) => refs::update_ref(&ctx, &args, input, out),
             Plumbing::CheckRefFormat(args) => refs::check_ref_format(&args, out),
             Plumbing::ForEachRef(args) => refs::for_each_ref(&ctx, &args, out),
+            Plumbing::ReadCommit(args) => history::read_commit(&ctx, &args, out),
+            Plumbing::ReadSnapshot(args) => history::read_snapshot(&ctx, &args, out),
+            Plumbing::LsFiles(args) => history::ls_files(&ctx, &args, out),
+            Plumbing::CommitTree(args) => history::commit_tree(&ctx, &args, out),
+            Plumbing::CommitGraph(args) => history::commit_graph(&ctx, &args, out),
+            Plumbing::MergeBase(args) => history::merge_base(&ctx, &args, out),
+            Plumbing::SnapshotDiff(args) => history::snapshot_diff(&ctx, &args, out),
+            Plumbing::NameRev(args) => history::name_rev(&ctx, &args, out),
         },
     }
 }

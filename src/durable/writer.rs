@@ -180,6 +180,14 @@ fn pending_dirs() -> MutexGuard<'static, BTreeSet<PathBuf>> {
     PENDING_DIRS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Directories whose fsync failed in this process (their entries are not
+/// known durable until one succeeds).
+static UNSYNCED_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn unsynced_dirs() -> MutexGuard<'static, BTreeSet<PathBuf>> {
+    UNSYNCED_DIRS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The only code that creates, replaces, renames or removes repository files.
 #[derive(Clone)]
 pub struct DurableWriter {
@@ -405,7 +413,32 @@ impl DurableWriter {
             return Ok(());
         }
         let result = self.vfs.sync_dir(dir);
-        self.judge_sync(result)
+        let judged = self.judge_sync(result);
+        // Remember a directory whose entries are not known durable, so that a
+        // later write that finds its file already there syncs it before
+        // acknowledging (see `confirm_durable`).
+        if judged.is_err() {
+            unsynced_dirs().insert(dir.to_path_buf());
+        } else if !unsynced_dirs().is_empty() {
+            unsynced_dirs().remove(dir);
+        }
+        judged
+    }
+
+    /// Makes sure the directory entry of an existing `target` is durable
+    /// before a caller acknowledges it without rewriting it (an idempotent
+    /// write that found the file already there). Costs nothing unless an
+    /// earlier directory fsync of the target's directory failed in this
+    /// process.
+    pub fn confirm_durable(&self, target: &Path) -> Result<(), WriteError> {
+        let dir = parent_of(target)?;
+        if self.durability == Durability::None || !unsynced_dirs().contains(dir) {
+            return Ok(());
+        }
+        self.sync_dir(dir).map_err(|source| WriteError::NotDurable {
+            path: target.to_path_buf(),
+            source,
+        })
     }
 
     /// Decides what an fsync result means at this durability level. Never

@@ -20,7 +20,6 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +33,7 @@ use crate::durable::{DurableWriter, TempKind};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::layout::{Layout, is_temp_name};
+use crate::testhook::crash_point;
 
 /// What HEAD says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,19 +168,6 @@ struct Journal {
     message: String,
     author: String,
     changes: Vec<RefChange>,
-}
-
-/// Aborts the process at a named point when `MUSE_CRASH_AT` names it. Crash
-/// tests use this to stop a real process exactly between two steps.
-fn crash_point(name: &str) {
-    static TARGET: OnceLock<Option<String>> = OnceLock::new();
-    if TARGET
-        .get_or_init(|| std::env::var("MUSE_CRASH_AT").ok())
-        .as_deref()
-        == Some(name)
-    {
-        std::process::abort();
-    }
 }
 
 /// The refs of one repository.

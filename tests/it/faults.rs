@@ -428,3 +428,57 @@ fn retry_after_a_failed_shard_directory_fsync_makes_it_durable() -> TestResult {
     );
     Ok(())
 }
+
+/// An object whose directory fsync failed (`NotDurable`) is not acknowledged
+/// by a retry that finds the file already there until its directory has been
+/// synced successfully.
+#[test]
+fn retry_after_not_durable_syncs_the_directory_before_acknowledging() -> TestResult {
+    let (_dir, repo, fs) = faulty_repo(Durability::Full)?;
+    let bytes = b"retry after a failed directory fsync".to_vec();
+    let id = ObjectId::hash(&bytes);
+    let shard = repo
+        .objects()
+        .path(&id)
+        .parent()
+        .ok_or("no shard dir")?
+        .to_path_buf();
+    // Fail only the fsync of the shard directory after the rename: the
+    // shard's creation syncs `objects/`, the rename then syncs the shard.
+    std::fs::create_dir_all(&shard)?;
+    fs.clear();
+    fs.fail_nth(OpKind::SyncDir, 0, libc::EIO);
+    let err = repo
+        .objects()
+        .write(&bytes)
+        .expect_err("directory fsync fails");
+    assert!(
+        matches!(err, muse_store::Error::Write(WriteError::NotDurable { .. })),
+        "{err}"
+    );
+    fs.clear();
+    let (again, stored) = repo.objects().write(&bytes)?;
+    assert_eq!(
+        (again, stored),
+        (id, false),
+        "the file is there, no rewrite"
+    );
+    let synced = fs
+        .ops()
+        .iter()
+        .any(|op| op.kind == OpKind::SyncDir && op.path == shard);
+    assert!(
+        synced,
+        "the retry must fsync the shard directory: {:?}",
+        fs.ops()
+    );
+    fs.clear();
+    repo.objects().write(&bytes)?;
+    let synced_again = fs.ops().iter().any(|op| op.kind == OpKind::SyncDir);
+    assert!(
+        !synced_again,
+        "once synced, an idempotent write costs no fsync: {:?}",
+        fs.ops()
+    );
+    Ok(())
+}

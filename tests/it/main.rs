@@ -13,6 +13,7 @@
 mod cli;
 mod concurrency;
 mod faults;
+mod history;
 mod objects;
 mod order;
 mod refs;

@@ -1,0 +1,212 @@
+//! Porcelain: `commit`, `status`, `log`, `checkout`.
+
+use std::io::Write;
+
+use clap::Args;
+use serde_json::json;
+
+use super::refs::resolve;
+use super::{CmdResult, Context, Failure, Format, emit, emit_json};
+use crate::error::Error;
+use crate::history;
+use crate::porcelain;
+use crate::refs::{BranchName, Head, RefState};
+
+#[derive(Debug, Args)]
+pub(super) struct CommitArgs {
+    /// The commit message.
+    #[arg(short = 'm', long = "message")]
+    message: String,
+    /// The author (default: config user.name).
+    #[arg(short = 'a', long = "author")]
+    author: Option<String>,
+}
+
+pub(super) fn commit(ctx: &Context, args: &CommitArgs, out: &mut dyn Write) -> CmdResult {
+    let repo = ctx.repo()?;
+    let done = porcelain::commit(&repo, &args.message, args.author.as_deref()).map_err(|e| match e {
+        Error::CasMismatch { branch, .. } => Failure::user(format!(
+            "conflict: branch '{branch}' moved while this commit was being made; nothing was changed, commit again"
+        )),
+        e => e.into(),
+    })?;
+    let first_line = done.commit.message.lines().next().unwrap_or_default();
+    emit(
+        out,
+        format_args!(
+            "[{} {}] {first_line}\n {} files\n",
+            done.branch,
+            &done.commit.commit_id.to_hex()[..12],
+            repo.records()
+                .read_snapshot(&done.commit.snapshot_id)?
+                .manifest
+                .len()
+        ),
+    )
+}
+
+#[derive(Debug, Args)]
+pub(super) struct StatusArgs {
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value = "text")]
+    format: Format,
+}
+
+pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> CmdResult {
+    let repo = ctx.repo()?;
+    let st = porcelain::status(&repo)?;
+    let branch = match &st.head {
+        Head::Branch(b) => Some(b.to_string()),
+        Head::Detached(_) => None,
+    };
+    if args.format == Format::Json {
+        return emit_json(
+            out,
+            &json!({
+                "branch": branch,
+                "head_commit": st.head_commit,
+                "added": st.changes.added,
+                "modified": st.changes.modified,
+                "deleted": st.changes.deleted,
+                "clean": st.changes.is_empty(),
+                "merge_in_progress": st.merge.is_some(),
+                "conflict_paths": st.merge.as_ref().map(|m| m.conflict_paths.clone()),
+                "rebase_in_progress": st.rebase.is_some(),
+            }),
+        );
+    }
+    match (&branch, st.head_commit) {
+        (Some(b), _) => emit(out, format_args!("On branch {b}\n"))?,
+        (None, Some(id)) => emit(
+            out,
+            format_args!("HEAD detached at {}\n", &id.to_hex()[..12]),
+        )?,
+        (None, None) => {}
+    }
+    if st.head_commit.is_none() {
+        emit(out, format_args!("No commits yet\n"))?;
+    }
+    if let Some(m) = &st.merge {
+        let other = m.other_branch.as_deref().unwrap_or("another branch");
+        emit(
+            out,
+            format_args!("You are in the middle of a merge with {other}.\n"),
+        )?;
+        for p in &m.conflict_paths {
+            emit(out, format_args!("  conflict:  {p}\n"))?;
+        }
+        emit(
+            out,
+            format_args!("  (fix the conflicts, then muse commit)\n"),
+        )?;
+    }
+    if let Some(r) = &st.rebase {
+        emit(
+            out,
+            format_args!("You are in the middle of rebasing {}.\n", r.original_branch),
+        )?;
+    }
+    if st.changes.is_empty() {
+        return emit(out, format_args!("nothing to commit, working tree clean\n"));
+    }
+    emit(out, format_args!("Changes against HEAD:\n"))?;
+    for (label, paths) in [
+        ("added", &st.changes.added),
+        ("modified", &st.changes.modified),
+        ("deleted", &st.changes.deleted),
+    ] {
+        for p in paths {
+            emit(out, format_args!("  {label:<9} {p}\n"))?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub(super) struct LogArgs {
+    /// Where to start (default HEAD).
+    rev: Option<String>,
+    /// Show at most this many commits.
+    #[arg(short = 'n', long = "max-count")]
+    max: Option<usize>,
+    /// One line per commit.
+    #[arg(short = 'o', long = "oneline")]
+    oneline: bool,
+}
+
+pub(super) fn log(ctx: &Context, args: &LogArgs, out: &mut dyn Write) -> CmdResult {
+    let repo = ctx.repo()?;
+    let refs = repo.refs();
+    let tip = match &args.rev {
+        Some(r) => resolve(&repo, r)?,
+        None => match refs.head_commit()? {
+            Some(id) => id,
+            None => return emit(out, format_args!("No commits yet\n")),
+        },
+    };
+    let (commits, _) = history::walk(
+        &repo.records(),
+        tip,
+        None,
+        false,
+        args.max.unwrap_or(usize::MAX),
+    )?;
+    for c in &commits {
+        if args.oneline {
+            let first = c.message.lines().next().unwrap_or_default();
+            emit(
+                out,
+                format_args!("{} {first}\n", &c.commit_id.to_hex()[..12]),
+            )?;
+            continue;
+        }
+        emit(out, format_args!("commit {}\n", c.commit_id))?;
+        if let Some(p2) = c.parent2_commit_id {
+            let p1 = c
+                .parent_commit_id
+                .map(|p| p.to_hex()[..12].to_owned())
+                .unwrap_or_default();
+            emit(out, format_args!("Merge: {p1} {}\n", &p2.to_hex()[..12]))?;
+        }
+        let author = if c.author.is_empty() {
+            "(unknown)"
+        } else {
+            c.author.as_str()
+        };
+        emit(
+            out,
+            format_args!("Author: {author}\nDate:   {}\n\n", c.committed_at),
+        )?;
+        for line in c.message.lines() {
+            emit(out, format_args!("    {line}\n"))?;
+        }
+        emit(out, format_args!("\n"))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub(super) struct CheckoutArgs {
+    /// A branch, or anything that names a commit (HEAD becomes detached).
+    target: String,
+    /// Overwrite uncommitted changes.
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+}
+
+pub(super) fn checkout(ctx: &Context, args: &CheckoutArgs, out: &mut dyn Write) -> CmdResult {
+    let repo = ctx.repo()?;
+    let target = match BranchName::from_stored(&args.target) {
+        Ok(b) if matches!(repo.refs().branch_state(&b)?, RefState::At(_)) => Head::Branch(b),
+        _ => Head::Detached(resolve(&repo, &args.target)?),
+    };
+    let done = porcelain::checkout(&repo, &target, args.force)?;
+    match &target {
+        Head::Branch(b) => emit(out, format_args!("Switched to branch '{b}'"))?,
+        Head::Detached(id) => emit(out, format_args!("HEAD is now at {}", &id.to_hex()[..12]))?,
+    }
+    emit(
+        out,
+        format_args!(" ({} written, {} removed)\n", done.restored, done.removed),
+    )
+}
