@@ -310,8 +310,17 @@ fn init(ctx: &Context, dir: Option<PathBuf>, out: &mut dyn Write) -> CmdResult {
 
 /// Writes to stdout, mapping a closed pipe or full disk to an internal error.
 fn emit(out: &mut dyn Write, args: std::fmt::Arguments<'_>) -> CmdResult {
-    out.write_fmt(args)
-        .map_err(|e| Failure::internal(format!("could not write to standard output: {e}")))
+    out.write_fmt(args).map_err(output_failure)
+}
+
+/// A failed write to stdout. A reader that closed the pipe early (`| head`)
+/// got what it wanted: the command stops quietly with success.
+fn output_failure(e: std::io::Error) -> Failure {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Failure::silent(EXIT_OK)
+    } else {
+        Failure::internal(format!("could not write to standard output: {e}"))
+    }
 }
 
 /// Writes `value` as one line of JSON.

@@ -85,8 +85,7 @@ pub(super) fn cat_object(ctx: &Context, args: &CatObjectArgs, out: &mut dyn Writ
     match args.format {
         CatFormat::Raw => {
             repo.objects().copy_to(&id, out)?;
-            out.flush()
-                .map_err(|e| Failure::internal(format!("could not write to standard output: {e}")))
+            out.flush().map_err(super::output_failure)
         }
         CatFormat::Info => match repo.objects().verify(&id) {
             Ok(size) => emit_json(
