@@ -315,6 +315,7 @@ fn emit(out: &mut dyn Write, args: std::fmt::Arguments<'_>) -> CmdResult {
 
 /// A failed write to stdout. A reader that closed the pipe early (`| head`)
 /// got what it wanted: the command stops quietly with success.
+#[expect(clippy::needless_pass_by_value, reason = "used as a map_err function")]
 fn output_failure(e: std::io::Error) -> Failure {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         Failure::silent(EXIT_OK)
