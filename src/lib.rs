@@ -38,7 +38,7 @@ mod testhook;
 mod worktree;
 
 pub use clock::Timestamp;
-pub use durable::{Durability, DurableWriter, TempKind, WriteError, WriteStep};
+pub use durable::{Durability, DurableWriter, TempKind, WriteBatch, WriteError, WriteStep};
 pub use error::{Error, Result};
 pub use id::{Hasher, InvalidId, ObjectId};
 pub use layout::{Layout, MUSE_DIR, is_temp_name};
@@ -55,5 +55,5 @@ pub use state::{
 pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};
 pub use worktree::{
     IgnoreRules, MUSEIGNORE, SKIPPED_DIRS, SMALL_FILE, hash_tree, is_always_excluded, load_ignore,
-    scan_tree, snapshot_tree, store_tree, worktree_manifest,
+    scan_tree, snapshot_tree, snapshot_tree_in, store_tree, worktree_manifest,
 };

@@ -23,7 +23,7 @@ use crate::record::CommitRecord;
 use crate::refs::{BranchName, Expected, Head};
 use crate::repo::Repository;
 use crate::state::{Config, MergeState, RebaseState};
-use crate::worktree::{snapshot_tree, worktree_manifest};
+use crate::worktree::{snapshot_tree_in, worktree_manifest};
 
 /// What [`commit`] made.
 #[derive(Debug, Clone)]
@@ -70,7 +70,10 @@ pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<
     };
     let parent = refs.branch(&branch)?;
     let merge = MergeState::read(repo)?;
-    let snapshot = snapshot_tree(repo)?;
+    // Objects, snapshot and commit record share one batch: two barriers for
+    // the whole commit, and all of it durable before the branch moves.
+    let batch = repo.writer().batch();
+    let snapshot = snapshot_tree_in(repo, &batch)?;
     let mut parents: Vec<ObjectId> = parent.into_iter().collect();
     if let Some(merge) = &merge {
         parents.push(merge.theirs_commit);
@@ -94,7 +97,10 @@ pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<
         author,
         Timestamp::now(),
     );
-    repo.records().write_commit(&record)?;
+    repo.records()
+        .with_writer(batch.writer().clone())
+        .write_commit(&record)?;
+    batch.commit()?;
     let first_line = message.lines().next().unwrap_or_default();
     let expected = parent.map_or(Expected::Absent, Expected::Value);
     crate::testhook::barrier("commit-before-cas");

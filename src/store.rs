@@ -127,6 +127,16 @@ impl ObjectStore {
         Self { layout, writer }
     }
 
+    /// The same store writing through `writer` (for example a
+    /// [`crate::durable::WriteBatch`]'s writer).
+    #[must_use]
+    pub fn with_writer(&self, writer: DurableWriter) -> Self {
+        Self {
+            layout: self.layout.clone(),
+            writer,
+        }
+    }
+
     /// Where object `id` is (or would be) stored.
     #[must_use]
     pub fn path(&self, id: &ObjectId) -> PathBuf {

@@ -36,6 +36,8 @@ pub enum OpKind {
     RemoveDir,
     /// [`Vfs::sync_dir`].
     SyncDir,
+    /// [`Vfs::sync_fs`].
+    SyncFs,
 }
 
 /// One recorded call: its kind and the path it was about (for a rename, the
@@ -176,5 +178,9 @@ impl Vfs for FaultFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.enter(OpKind::SyncDir, path)?;
         RealFs.sync_dir(path)
+    }
+    fn sync_fs(&self, path: &Path) -> io::Result<()> {
+        self.enter(OpKind::SyncFs, path)?;
+        RealFs.sync_fs(path)
     }
 }

@@ -10,5 +10,5 @@ mod writer;
 pub use fault::{FaultFs, Op, OpKind};
 pub use vfs::{RealFs, Vfs, VfsFile};
 pub use writer::{
-    Durability, DurableWriter, Staged, TempKind, WriteError, WriteStep, torn_tail_start,
+    Durability, DurableWriter, Staged, TempKind, WriteBatch, WriteError, WriteStep, torn_tail_start,
 };

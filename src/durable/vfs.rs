@@ -46,6 +46,10 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// Makes the entries of directory `path` durable (`fsync` on the directory).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Makes everything written to the filesystem holding `path` durable:
+    /// file data, metadata and directory entries (`syncfs`). The batch
+    /// writer's barrier.
+    fn sync_fs(&self, path: &Path) -> io::Result<()>;
 }
 
 /// The real filesystem.
@@ -139,5 +143,17 @@ impl Vfs for RealFs {
         // A directory opened read-only can be fsynced on Linux; that is what
         // makes creates, renames and unlinks inside it durable.
         File::open(path)?.sync_all()
+    }
+
+    fn sync_fs(&self, path: &Path) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let file = File::open(path)?;
+        // SAFETY: the descriptor is valid for the duration of the call.
+        // syncfs reports writeback errors of the filesystem since Linux 5.8.
+        if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }

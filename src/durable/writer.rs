@@ -193,6 +193,9 @@ fn unsynced_dirs() -> MutexGuard<'static, BTreeSet<PathBuf>> {
 pub struct DurableWriter {
     vfs: Arc<dyn Vfs>,
     durability: Durability,
+    /// Set on the writer of a [`WriteBatch`]: staged writes are held back
+    /// for the batch's barriers instead of being synced one by one.
+    batch: Option<Arc<BatchState>>,
 }
 
 impl fmt::Debug for DurableWriter {
@@ -200,6 +203,7 @@ impl fmt::Debug for DurableWriter {
         f.debug_struct("DurableWriter")
             .field("vfs", &self.vfs)
             .field("durability", &self.durability)
+            .field("batched", &self.batch.is_some())
             .finish()
     }
 }
@@ -214,7 +218,27 @@ impl DurableWriter {
     /// A writer over `vfs` at `durability`.
     #[must_use]
     pub fn new(vfs: Arc<dyn Vfs>, durability: Durability) -> Self {
-        Self { vfs, durability }
+        Self {
+            vfs,
+            durability,
+            batch: None,
+        }
+    }
+
+    /// Starts a batch: staged writes made through [`WriteBatch::writer`] are
+    /// written to temp files without a per-file flush and published together
+    /// by [`WriteBatch::commit`] with two filesystem-wide barriers.
+    pub fn batch(&self) -> WriteBatch {
+        let state = Arc::new(BatchState::default());
+        WriteBatch {
+            writer: Self {
+                vfs: self.vfs.clone(),
+                durability: self.durability,
+                batch: Some(state.clone()),
+            },
+            state,
+            committed: false,
+        }
     }
 
     /// The durability level of this writer.
@@ -294,6 +318,18 @@ impl DurableWriter {
             // Marked before it exists, so no other writer can see it existing
             // and not pending before its entry is durable.
             pending_dirs().insert(dir.to_path_buf());
+        }
+        if let Some(batch) = &self.batch {
+            // The batch's first barrier makes the new entry durable; until
+            // then it stays pending, so a writer outside the batch syncs the
+            // parent itself before trusting it.
+            match self.vfs.create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+                Err(e) => return Err(WriteError::failed(dir, WriteStep::CreateDir, e)),
+            }
+            lock_ignoring_poison(&batch.dirs).push(dir.to_path_buf());
+            return Ok(());
         }
         match self.vfs.create_dir(dir) {
             Ok(()) => {}
@@ -441,6 +477,15 @@ impl DurableWriter {
         })
     }
 
+    /// One filesystem-wide flush (`syncfs`) judged like an fsync.
+    fn barrier(&self, anchor: &Path) -> io::Result<()> {
+        if self.durability == Durability::None {
+            return Ok(());
+        }
+        let result = self.vfs.sync_fs(anchor);
+        self.judge_sync(result)
+    }
+
     /// Decides what an fsync result means at this durability level. Never
     /// retries: after a failed fsync the kernel may already have dropped the
     /// dirty pages, so a second, successful fsync proves nothing.
@@ -506,6 +551,122 @@ fn parent_of(path: &Path) -> Result<&Path, WriteError> {
     })
 }
 
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a batch has staged so far.
+#[derive(Debug, Default)]
+struct BatchState {
+    /// (temp file, target), in staging order.
+    files: Mutex<Vec<(PathBuf, PathBuf)>>,
+    /// Directories created for the batch, pending until its first barrier.
+    dirs: Mutex<Vec<PathBuf>>,
+}
+
+/// Many writes made durable together (git's `core.fsyncMethod=batch`, but
+/// with a barrier for the renames too).
+///
+/// Protocol of [`WriteBatch::commit`]:
+/// 1. every staged write is already complete in its temp file (no per-file
+///    fsync);
+/// 2. barrier: one `syncfs` makes every temp file's data, and every
+///    directory created for the batch, durable;
+/// 3. every temp file is renamed over its target;
+/// 4. barrier: one `syncfs` makes the renames durable.
+///
+/// Only after `commit` returns `Ok` may anything point at the batch's files
+/// (a ref moved with a full compare-and-swap), so nothing a ref names can be
+/// visible but not durable after a power cut. Dropping an uncommitted batch
+/// removes its temp files.
+#[must_use = "a batch publishes nothing until committed"]
+#[derive(Debug)]
+pub struct WriteBatch {
+    writer: DurableWriter,
+    state: Arc<BatchState>,
+    committed: bool,
+}
+
+impl WriteBatch {
+    /// The writer to give to the stores whose writes join this batch.
+    #[must_use]
+    pub fn writer(&self) -> &DurableWriter {
+        &self.writer
+    }
+
+    /// How many writes are staged.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        lock_ignoring_poison(&self.state.files).len()
+    }
+
+    /// Whether nothing is staged.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Publishes every staged write (see the type's docs). Returns how many
+    /// files were published. On an error, temp files not yet renamed are
+    /// removed; files already renamed are complete but not known durable.
+    pub fn commit(mut self) -> Result<usize, WriteError> {
+        self.committed = true;
+        let files = std::mem::take(&mut *lock_ignoring_poison(&self.state.files));
+        let dirs = std::mem::take(&mut *lock_ignoring_poison(&self.state.dirs));
+        let Some((_, first_target)) = files.first() else {
+            return Ok(0);
+        };
+        let anchor = parent_of(first_target)?.to_path_buf();
+        let cleanup = |from: usize| {
+            for (temp, _) in &files[from..] {
+                if let Err(e) = self.writer.vfs.remove_file(temp)
+                    && e.kind() != io::ErrorKind::NotFound
+                {
+                    log::warn!("could not remove temp file '{}': {e}", temp.display());
+                }
+            }
+        };
+        if let Err(e) = self.writer.barrier(&anchor) {
+            cleanup(0);
+            return Err(WriteError::failed(first_target, WriteStep::Fsync, e));
+        }
+        if self.writer.durability != Durability::None {
+            let mut pending = pending_dirs();
+            for dir in &dirs {
+                pending.remove(dir);
+            }
+        }
+        for (i, (temp, target)) in files.iter().enumerate() {
+            if let Err(e) = self.writer.vfs.rename(temp, target) {
+                cleanup(i);
+                return Err(WriteError::failed(target, WriteStep::Rename, e));
+            }
+        }
+        self.writer
+            .barrier(&anchor)
+            .map_err(|source| WriteError::NotDurable {
+                path: first_target.clone(),
+                source,
+            })?;
+        Ok(files.len())
+    }
+}
+
+impl Drop for WriteBatch {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        for (temp, _) in lock_ignoring_poison(&self.state.files).drain(..) {
+            if let Err(e) = self.writer.vfs.remove_file(&temp)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                log::warn!("could not remove temp file '{}': {e}", temp.display());
+            }
+        }
+    }
+}
+
 /// A temp file being written; becomes the target on [`Staged::commit`].
 ///
 /// Dropping it uncommitted removes the temp file, so every early return and
@@ -561,10 +722,19 @@ impl Staged<'_> {
 
     /// fsyncs the temp file, renames it over the target and fsyncs the
     /// directory. On an error before the rename the temp file is removed.
+    ///
+    /// Under a [`WriteBatch`] writer it only closes the temp file and hands
+    /// it to the batch, which publishes it on [`WriteBatch::commit`].
     pub fn commit(mut self) -> Result<(), WriteError> {
         let Some(mut file) = self.file.take() else {
             return Err(self.closed());
         };
+        if let Some(batch) = &self.writer.batch {
+            drop(file);
+            let temp = std::mem::take(&mut self.temp);
+            lock_ignoring_poison(&batch.files).push((temp, self.target.clone()));
+            return Ok(());
+        }
         self.writer.sync_file(file.as_mut(), &self.target)?;
         drop(file);
         self.writer

@@ -144,6 +144,16 @@ impl RecordStore {
         Self { layout, writer }
     }
 
+    /// The same records writing through `writer` (for example a
+    /// [`crate::durable::WriteBatch`]'s writer).
+    #[must_use]
+    pub fn with_writer(&self, writer: DurableWriter) -> Self {
+        Self {
+            layout: self.layout.clone(),
+            writer,
+        }
+    }
+
     /// Stores `record` at `commits/<commit_id>.json`; returns whether a new
     /// file was written (`false`: a verified record with that id exists).
     /// Refuses a record whose id does not match its fields.

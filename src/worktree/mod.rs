@@ -29,6 +29,7 @@ use rayon::prelude::*;
 pub use ignore::{IgnoreRules, MUSEIGNORE};
 
 use crate::clock::Timestamp;
+use crate::durable::WriteBatch;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::layout::RESTORE_TMP_PREFIX;
@@ -244,10 +245,22 @@ pub fn worktree_manifest(repo: &Repository) -> Result<BTreeMap<String, ObjectId>
 /// # }
 /// ```
 pub fn snapshot_tree(repo: &Repository) -> Result<SnapshotRecord> {
+    let batch = repo.writer().batch();
+    let record = snapshot_tree_in(repo, &batch)?;
+    batch.commit()?;
+    Ok(record)
+}
+
+/// [`snapshot_tree`] as part of `batch`: the objects and the record are
+/// staged, and become visible and durable when the batch is committed.
+pub fn snapshot_tree_in(repo: &Repository, batch: &WriteBatch) -> Result<SnapshotRecord> {
     let files = scan_tree(repo.work_tree(), &load_ignore(repo)?)?;
-    let manifest = store_tree(repo.objects(), &files)?;
+    let objects = repo.objects().with_writer(batch.writer().clone());
+    let manifest = store_tree(&objects, &files)?;
     let record = SnapshotRecord::new(manifest, Timestamp::now());
-    repo.records().write_snapshot(&record)?;
+    repo.records()
+        .with_writer(batch.writer().clone())
+        .write_snapshot(&record)?;
     Ok(record)
 }
 

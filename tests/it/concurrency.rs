@@ -232,6 +232,9 @@ mod shard_race {
         fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
             RealFs.rename_noreplace(from, to)
         }
+        fn sync_fs(&self, path: &Path) -> io::Result<()> {
+            RealFs.sync_fs(path)
+        }
         fn remove_file(&self, path: &Path) -> io::Result<()> {
             RealFs.remove_file(path)
         }

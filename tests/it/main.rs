@@ -10,6 +10,7 @@
     reason = "tests corrupt stored objects and plant files behind the writer's back on purpose"
 )]
 
+mod batch;
 mod cli;
 mod concurrency;
 mod faults;

@@ -1,0 +1,135 @@
+//! Batch durability: many writes, two filesystem-wide barriers, nothing
+//! published before the first barrier, nothing left behind on failure.
+
+use muse_store::durable::{Op, OpKind};
+use muse_store::{Durability, ObjectId, TempKind, porcelain};
+
+use crate::{TestResult, assert_no_temp_files, faulty_repo, pattern};
+
+fn count(ops: &[Op], kind: OpKind) -> usize {
+    ops.iter().filter(|op| op.kind == kind).count()
+}
+
+#[test]
+fn a_batch_syncs_twice_and_renames_only_after_the_first_barrier() -> TestResult {
+    let (dir, repo, fs) = faulty_repo(Durability::Full)?;
+    let batch = repo.writer().batch();
+    let objects = repo.objects().with_writer(batch.writer().clone());
+    let ids: Vec<ObjectId> = (0..50u8)
+        .map(|i| objects.write(&pattern(4096, i)).map(|(id, _)| id))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(batch.len(), 50);
+    assert!(
+        ids.iter().all(|id| !repo.objects().contains(id)),
+        "nothing visible before commit"
+    );
+    let before_commit = fs.ops().len();
+    assert_eq!(batch.commit()?, 50);
+    let ops = fs.ops();
+    assert_eq!(count(&ops, OpKind::SyncFile), 0, "no per-file fsync");
+    assert_eq!(count(&ops, OpKind::SyncDir), 0, "no per-directory fsync");
+    assert_eq!(count(&ops, OpKind::SyncFs), 2, "two barriers");
+    let commit_ops = &ops[before_commit..];
+    let first_barrier = commit_ops
+        .iter()
+        .position(|o| o.kind == OpKind::SyncFs)
+        .ok_or("barrier")?;
+    let first_rename = commit_ops
+        .iter()
+        .position(|o| o.kind == OpKind::Rename)
+        .ok_or("rename")?;
+    let last_rename = commit_ops
+        .iter()
+        .rposition(|o| o.kind == OpKind::Rename)
+        .ok_or("rename")?;
+    let last_barrier = commit_ops
+        .iter()
+        .rposition(|o| o.kind == OpKind::SyncFs)
+        .ok_or("barrier")?;
+    assert!(
+        first_barrier < first_rename,
+        "data durable before any rename"
+    );
+    assert!(
+        last_rename < last_barrier,
+        "renames durable before commit returns"
+    );
+    for id in &ids {
+        repo.objects().verify(id)?;
+    }
+    assert_no_temp_files(dir.path(), "after commit")
+}
+
+#[test]
+fn a_failed_first_barrier_publishes_nothing_and_leaves_no_temp() -> TestResult {
+    let (dir, repo, fs) = faulty_repo(Durability::Full)?;
+    let target = repo.layout().muse_dir().join("state.json");
+    repo.writer().write_file(&target, TempKind::State, b"old")?;
+    let batch = repo.writer().batch();
+    let objects = repo.objects().with_writer(batch.writer().clone());
+    let (id, _) = objects.write(b"new object")?;
+    batch
+        .writer()
+        .write_file(&target, TempKind::State, b"new")?;
+    fs.fail_nth(OpKind::SyncFs, 0, libc::EIO);
+    let err = batch.commit().expect_err("barrier fails");
+    assert!(err.to_string().contains("fsync"), "{err}");
+    assert!(!repo.objects().contains(&id), "object not published");
+    assert_eq!(std::fs::read(&target)?, b"old", "old content kept");
+    assert_no_temp_files(dir.path(), "after a failed barrier")
+}
+
+#[test]
+fn a_failed_rename_removes_the_remaining_temps_and_a_dropped_batch_removes_all() -> TestResult {
+    let (dir, repo, fs) = faulty_repo(Durability::Full)?;
+    let batch = repo.writer().batch();
+    let objects = repo.objects().with_writer(batch.writer().clone());
+    for i in 0..5u8 {
+        objects.write(&pattern(100, i))?;
+    }
+    fs.fail_nth(OpKind::Rename, 2, libc::EIO);
+    let err = batch.commit().expect_err("third rename fails");
+    assert!(err.to_string().contains("rename"), "{err}");
+    assert_no_temp_files(dir.path(), "after a failed rename")?;
+
+    let batch = repo.writer().batch();
+    let objects = repo.objects().with_writer(batch.writer().clone());
+    let (id, _) = objects.write(b"abandoned")?;
+    drop(batch);
+    assert!(!repo.objects().contains(&id));
+    assert_no_temp_files(dir.path(), "after dropping a batch")
+}
+
+#[test]
+fn a_commit_is_one_batch_then_one_ref_update() -> TestResult {
+    let (dir, repo, fs) = faulty_repo(Durability::Full)?;
+    for i in 0..20u8 {
+        std::fs::write(dir.path().join(format!("f{i}.txt")), pattern(4096, i))?;
+    }
+    fs.clear();
+    porcelain::commit(&repo, "batched", None)?;
+    let ops = fs.ops();
+    assert_eq!(
+        count(&ops, OpKind::SyncFs),
+        2,
+        "objects + snapshot + commit record share two barriers"
+    );
+    let last_barrier = ops
+        .iter()
+        .rposition(|o| o.kind == OpKind::SyncFs)
+        .ok_or("barrier")?;
+    let ref_rename = ops
+        .iter()
+        .rposition(|o| o.kind == OpKind::Rename && o.path.ends_with("refs/heads/main"))
+        .ok_or("ref rename")?;
+    assert!(
+        last_barrier < ref_rename,
+        "the branch moves only after the batch is durable"
+    );
+    let ref_sync = ops
+        .iter()
+        .skip(ref_rename)
+        .any(|o| o.kind == OpKind::SyncDir && o.path.ends_with("refs/heads"));
+    assert!(ref_sync, "the ref update itself is fully durable");
+    assert_no_temp_files(dir.path(), "after commit")
+}
