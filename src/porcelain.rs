@@ -5,8 +5,10 @@
 //!   moves it with one compare-and-swap from the parent it built on: if the
 //!   branch moved meanwhile nothing changes and [`Error::CasMismatch`] says
 //!   so (the stored records are harmless and the commit can be retried);
-//! - `checkout` verifies every object it will write before it changes any
-//!   file of the working tree, refuses to overwrite uncommitted changes
+//! - `checkout` writes every file it changes into one batch, verifying each
+//!   object as it is copied, and publishes the batch only when all of them
+//!   verified, so a damaged object changes no file of the working tree; it
+//!   refuses to overwrite uncommitted changes
 //!   unless forced, restores files through the store's verified restore
 //!   (atomic replace, fresh mtime, no symlink followed) and moves HEAD last.
 
@@ -220,17 +222,18 @@ pub fn checkout(repo: &Repository, target: &Head, force: bool) -> Result<Checkou
             conflicts.join(", ")
         )));
     }
-    // Verify every object first: a damaged one stops the checkout before
-    // any file changes.
-    to_write
-        .par_iter()
-        .map(|(_, id)| repo.objects().verify(id).map(|_| ()))
-        .collect::<Result<()>>()?;
+    // Every file is written to a temp file in one batch, each verified as it
+    // is copied; only when all are complete and durable are they renamed
+    // into place. A damaged object therefore stops the checkout (the batch
+    // is dropped, its temp files removed) before any file changes.
     let work_tree = repo.work_tree();
+    let batch = repo.writer().batch();
+    let objects = repo.objects().with_writer(batch.writer().clone());
     to_write
         .par_iter()
-        .map(|(path, id)| repo.objects().restore(id, work_tree, Path::new(path)))
+        .map(|(path, id)| objects.restore(id, work_tree, Path::new(path)))
         .collect::<Result<()>>()?;
+    batch.commit()?;
     for path in &to_remove {
         remove_tracked(repo, work_tree, path)?;
     }
