@@ -15,6 +15,7 @@ mod concurrency;
 mod faults;
 mod objects;
 mod order;
+mod powercut;
 mod refs;
 mod restore;
 mod support;
