@@ -518,7 +518,9 @@ fn describe(run: &Run, k: usize, survivors: Survivors, seed: u64) -> String {
 }
 
 /// Cuts the power after every operation of `run` and checks each image.
-fn cut_everywhere(run: &Run, seed: u64, scratch: &Path) -> TestResult<usize> {
+/// `base` is the printed seed to replay with; `seed` the one this workload
+/// draws its random cuts from.
+fn cut_everywhere(run: &Run, base: u64, seed: u64, scratch: &Path) -> TestResult<usize> {
     let randoms = random_cuts_per_point();
     let mut cuts = 0;
     for k in 0..=run.sim.ops() {
@@ -528,7 +530,7 @@ fn cut_everywhere(run: &Run, seed: u64, scratch: &Path) -> TestResult<usize> {
             let result = check_image(run, k, &image);
             std::fs::remove_dir_all(&image)?;
             if let Err(why) = result {
-                return Err(format!("{why}\n{}", describe(run, k, survivors, seed)).into());
+                return Err(format!("{why}\n{}", describe(run, k, survivors, base)).into());
             }
             cuts += 1;
         }
@@ -558,13 +560,16 @@ fn workloads(len: usize, first: Option<Step>) -> Vec<Vec<Step>> {
 }
 
 fn exhaustive(name: &str, list: &[Vec<Step>]) -> TestResult {
-    let seed = base_seed();
+    exhaustive_with_seed(name, list, base_seed())
+}
+
+fn exhaustive_with_seed(name: &str, list: &[Vec<Step>], seed: u64) -> TestResult {
     let started = Instant::now();
     let scratch = scratch_dir()?;
     let mut cuts = 0;
     for (i, steps) in list.iter().enumerate() {
         let run = run_workload(steps)?;
-        cuts += cut_everywhere(&run, mix(seed, i as u64), scratch.path())?;
+        cuts += cut_everywhere(&run, seed, mix(seed, i as u64), scratch.path())?;
     }
     eprintln!(
         "power cuts [{name}]: {cuts} cuts over {} workloads in {:.1?} (base seed {seed}; \
@@ -609,6 +614,27 @@ fn power_cut_after_every_operation_of_three_step_workloads_from_state() -> TestR
 #[test]
 fn power_cut_after_every_operation_of_three_step_workloads_from_reflog() -> TestResult {
     exhaustive("3 steps, reflog first", &workloads(3, Some(Step::Reflog)))
+}
+
+/// Longer workloads (4 to 8 steps) drawn from the seed: a handful in a normal
+/// run, many with `MUSE_POWERCUT_LONG=1`; every crash point of each is cut.
+#[test]
+fn power_cut_after_every_operation_of_random_long_workloads() -> TestResult {
+    let seed = base_seed();
+    let count = if random_cuts_per_point() > 1 { 200 } else { 6 };
+    let list: Vec<Vec<Step>> = (0..count)
+        .map(|w| {
+            let mut state = mix(seed, 0xA11CE + w);
+            let len = 4 + (state % 5) as usize;
+            (0..len)
+                .map(|_| {
+                    state = mix(state, 1);
+                    STEPS[(state % STEPS.len() as u64) as usize]
+                })
+                .collect()
+        })
+        .collect();
+    exhaustive_with_seed("random 4-8 steps", &list, seed)
 }
 
 /// Cuts the power in the middle of a transaction, then again at every
