@@ -13,13 +13,19 @@
 //!   content, a live pid) is never removed: after the wait times out the
 //!   error names the lock file and how to clear it;
 //! - lock files are not durable state: they are neither fsynced nor needed
-//!   after a power cut (recovery treats a missing lock as free).
+//!   after a power cut (recovery treats a missing lock as free). A lock file
+//!   last modified before this machine booted is left over from a power cut
+//!   or a reboot (often empty: its content was never synced), so no running
+//!   process holds it and it is recovered like a dead owner's, unless it
+//!   names another host.
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -146,10 +152,28 @@ impl FileLock {
                 Err(e) => return Err(Error::io("create lock", path, e)),
             }
             let owner = read_owner(path).map_err(|e| Error::io("read lock", path, e))?;
+            let foreign = matches!(&owner, Some(Ok(o)) if o.host != host_name());
+            if !foreign
+                && let Some(inode) =
+                    from_previous_boot(path).map_err(|e| Error::io("inspect lock", path, e))?
+            {
+                let same =
+                    |aside: &Path| fs::symlink_metadata(aside).map(|m| (m.dev(), m.ino()) == inode);
+                if steal(vfs, path, same).map_err(|e| Error::io("recover lock", path, e))? {
+                    log::warn!(
+                        "recovered lock '{}' left from before this machine booted",
+                        path.display()
+                    );
+                }
+                continue;
+            }
             match &owner {
                 None => continue,
                 Some(Ok(owner)) if owner.is_dead() => {
-                    if steal(vfs, path, owner).map_err(|e| Error::io("recover lock", path, e))? {
+                    let same = |aside: &Path| {
+                        read_owner(aside).map(|moved| matches!(moved, Some(Ok(o)) if o == *owner))
+                    };
+                    if steal(vfs, path, same).map_err(|e| Error::io("recover lock", path, e))? {
                         log::warn!(
                             "recovered lock '{}' left by dead process {} on {}",
                             path.display(),
@@ -220,11 +244,45 @@ impl Drop for FileLock {
     }
 }
 
+/// When this machine booted (`btime` in `/proc/stat`); `None` when unknown.
+fn boot_time() -> Option<SystemTime> {
+    static BOOT: OnceLock<Option<SystemTime>> = OnceLock::new();
+    *BOOT.get_or_init(|| {
+        let stat = fs::read_to_string("/proc/stat").ok()?;
+        let secs = stat
+            .lines()
+            .find_map(|line| line.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+    })
+}
+
+/// The inode (device, number) of the lock file at `path` if it was last
+/// modified before this machine booted: then no running process can hold
+/// it, whatever it says (it may well be empty, its content never synced).
+fn from_previous_boot(path: &Path) -> io::Result<Option<(u64, u64)>> {
+    let Some(boot) = boot_time() else {
+        return Ok(None);
+    };
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok((meta.modified()? < boot).then(|| (meta.dev(), meta.ino())))
+}
+
 /// Removes a lock judged dead, making sure it is the same lock instance:
-/// it is renamed aside first, and if what was moved is not the dead lock
-/// (someone replaced it meanwhile) it is put back without overwriting.
-/// Returns whether the dead lock was removed.
-fn steal(vfs: &Arc<dyn Vfs>, path: &Path, dead: &LockOwner) -> io::Result<bool> {
+/// it is renamed aside first, and if what was moved is not the one judged
+/// (`is_judged` says no: someone replaced it meanwhile) it is put back
+/// without overwriting. Returns whether the dead lock was removed.
+fn steal(
+    vfs: &Arc<dyn Vfs>,
+    path: &Path,
+    is_judged: impl Fn(&Path) -> io::Result<bool>,
+) -> io::Result<bool> {
     let aside = path.with_file_name(format!(
         "{STATE_TMP_PREFIX}stale-lock-{}",
         uuid::Uuid::new_v4().simple()
@@ -234,8 +292,7 @@ fn steal(vfs: &Arc<dyn Vfs>, path: &Path, dead: &LockOwner) -> io::Result<bool> 
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     }
-    let moved = read_owner(&aside)?;
-    if matches!(&moved, Some(Ok(owner)) if owner == dead) {
+    if is_judged(&aside)? {
         vfs.remove_file(&aside)?;
         return Ok(true);
     }

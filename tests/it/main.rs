@@ -17,6 +17,7 @@ mod faults;
 mod history;
 mod objects;
 mod order;
+mod powercut;
 mod refs;
 mod restore;
 mod support;
