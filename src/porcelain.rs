@@ -78,6 +78,9 @@ pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<
     let snapshot = snapshot_tree_in(repo, &batch)?;
     let mut parents: Vec<ObjectId> = parent.into_iter().collect();
     if let Some(merge) = &merge {
+        // The other side must be a real commit: a merge commit naming a
+        // missing parent would be a hole in the history.
+        repo.records().read_commit(&merge.theirs_commit)?;
         parents.push(merge.theirs_commit);
     } else if let Some(p) = parent
         && repo.records().read_commit(&p)?.snapshot_id == snapshot.snapshot_id

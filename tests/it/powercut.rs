@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use muse_store::durable::{SimFs, Survivors};
 use muse_store::refs::{ReflogEntry, reflog};
 use muse_store::{
-    BranchName, Durability, Expected, ObjectId, Options, RefState, Repository, TempKind,
+    BranchName, Durability, Expected, Head, ObjectId, Options, RefState, Repository, TempKind,
     is_temp_name,
 };
 
@@ -37,15 +37,22 @@ enum Step {
     Txn,
     State,
     Reflog,
+    /// `porcelain::commit`: objects, snapshot and commit record in one write
+    /// batch (two syncfs barriers), then a CAS of the checked-out branch.
+    Commit,
 }
 
-const STEPS: [Step; 5] = [
+const STEPS: [Step; 6] = [
     Step::Object,
     Step::Cas,
     Step::Txn,
     Step::State,
     Step::Reflog,
+    Step::Commit,
 ];
+
+/// The branch HEAD is on; only commits move it.
+const WORK: &str = "work";
 
 /// The refs a transaction moves (`c` only in the 3-ref ones).
 const TXN_REFS: [&str; 3] = ["a", "b", "c"];
@@ -180,6 +187,8 @@ struct Run {
     state: Versions<Vec<u8>>,
     /// The number of lines of the test log.
     log: Versions<usize>,
+    /// The branch that commits move.
+    work: Versions<RefState>,
     log_lines: Vec<ReflogEntry>,
     /// The `SimFs` the workload ran on.
     sim: SimFs,
@@ -210,6 +219,12 @@ fn log_entry(n: u64) -> ReflogEntry {
     }
 }
 
+/// The state file the `State` step rewrites (merge-state shaped JSON, at a
+/// path of its own so that `commit` does not take it for a merge).
+fn state_file(repo: &Repository) -> PathBuf {
+    repo.layout().muse_dir().join("powercut-state.json")
+}
+
 fn test_log(repo: &Repository) -> PathBuf {
     repo.layout().logs_dir().join("powercut")
 }
@@ -227,13 +242,11 @@ fn run_workload(steps: &[Step]) -> TestResult<Run> {
     let mut tx = refs.transaction("setup");
     tx.create(branch("a"), id(2)).create(branch("b"), id(3));
     tx.commit()?;
-    repo.writer().write_file(
-        &repo.layout().merge_state(),
-        TempKind::State,
-        &state_bytes(0),
-    )?;
+    repo.writer()
+        .write_file(&state_file(&repo), TempKind::State, &state_bytes(0))?;
     repo.writer()
         .append_record(&test_log(&repo), &log_entry(0).to_line())?;
+    refs.set_head(&Head::Branch(branch(WORK)), "setup")?;
     drop(repo);
 
     let sim = SimFs::new(&work)?;
@@ -246,6 +259,7 @@ fn run_workload(steps: &[Step]) -> TestResult<Run> {
         txn: Versions::new([RefState::At(id(2)), RefState::At(id(3)), RefState::Missing]),
         state: Versions::new(state_bytes(0)),
         log: Versions::new(1),
+        work: Versions::new(RefState::Missing),
         log_lines: vec![log_entry(0)],
         sim: sim.clone(),
         _dir: dir,
@@ -286,8 +300,19 @@ fn run_workload(steps: &[Step]) -> TestResult<Run> {
             Step::State => {
                 let bytes = state_bytes(n);
                 repo.writer()
-                    .write_file(&repo.layout().merge_state(), TempKind::State, &bytes)?;
+                    .write_file(&state_file(&repo), TempKind::State, &bytes)?;
                 run.state.push(bytes, (start, sim.ops()));
+            }
+            Step::Commit => {
+                // Two files change per commit, one of several pages so that
+                // its write can tear; the working tree itself is written
+                // behind the seam (it is the input, not repository state).
+                std::fs::write(work.join("song.txt"), format!("verse {n}\n"))?;
+                std::fs::write(work.join("big.bin"), pattern(9000, 50 + n as u8))?;
+                let done =
+                    muse_store::porcelain::commit(&repo, &format!("commit {n}"), Some("pc"))?;
+                run.work
+                    .push(RefState::At(done.commit.commit_id), (start, sim.ops()));
             }
             Step::Reflog => {
                 let entry = log_entry(n);
@@ -343,7 +368,7 @@ fn check_image(run: &Run, k: usize, work: &Path) -> Result<(), String> {
         .branches()
         .map_err(|e| fail(format!("listing branches: {e}")))?;
     for (name, _) in &branches {
-        if !["main", "a", "b", "c"].contains(&name.as_str()) {
+        if !["main", "a", "b", "c", WORK].contains(&name.as_str()) {
             return Err(fail(format!("unexpected branch '{name}'")));
         }
     }
@@ -362,6 +387,39 @@ fn check_image(run: &Run, k: usize, work: &Path) -> Result<(), String> {
         return Err(fail(format!(
             "transaction refs are {txn:?}, allowed (all-old or all-new) {allowed:?}"
         )));
+    }
+    // Commits: the work branch holds an acknowledged (or the in-flight)
+    // commit, and every commit it can name is whole: its record, its
+    // snapshot and every object verify. Acknowledged commits' records stay.
+    let work_state = state(WORK)?;
+    let allowed = run.work.allowed(k);
+    if !allowed.contains(&&work_state) {
+        return Err(fail(format!(
+            "{WORK} is {work_state:?}, allowed {allowed:?}"
+        )));
+    }
+    let records = repo.records();
+    let mut whole = |commit: ObjectId| -> Result<(), String> {
+        let record = records
+            .read_commit(&commit)
+            .map_err(|e| fail(format!("commit {commit}: {e}")))?;
+        let snapshot = records
+            .read_snapshot(&record.snapshot_id)
+            .map_err(|e| fail(format!("snapshot of {commit}: {e}")))?;
+        for (path, oid) in &snapshot.manifest {
+            repo.objects()
+                .verify(oid)
+                .map_err(|e| fail(format!("object {oid} ({path}) of {commit}: {e}")))?;
+        }
+        Ok(())
+    };
+    if let RefState::At(commit) = work_state {
+        whole(commit)?;
+    }
+    for version in run.work.acknowledged(k) {
+        if let RefState::At(commit) = version {
+            whole(*commit)?;
+        }
     }
     let journals = journals(&repo);
     if !journals.is_empty() {
@@ -410,14 +468,14 @@ fn check_image(run: &Run, k: usize, work: &Path) -> Result<(), String> {
     }
 
     // The state file parses and is a whole version.
-    let merge = std::fs::read(repo.layout().merge_state())
-        .map_err(|e| fail(format!("reading MERGE_STATE.json: {e}")))?;
+    let merge = std::fs::read(state_file(&repo))
+        .map_err(|e| fail(format!("reading the state file: {e}")))?;
     serde_json::from_slice::<serde_json::Value>(&merge)
-        .map_err(|e| fail(format!("MERGE_STATE.json does not parse: {e}")))?;
+        .map_err(|e| fail(format!("the state file does not parse: {e}")))?;
     let allowed = run.state.allowed(k);
     if !allowed.iter().any(|v| **v == merge) {
         return Err(fail(format!(
-            "MERGE_STATE.json is not a version that was written: {:?}",
+            "the state file is not a version that was written: {:?}",
             String::from_utf8_lossy(&merge)
         )));
     }
@@ -614,6 +672,11 @@ fn power_cut_after_every_operation_of_three_step_workloads_from_state() -> TestR
 #[test]
 fn power_cut_after_every_operation_of_three_step_workloads_from_reflog() -> TestResult {
     exhaustive("3 steps, reflog first", &workloads(3, Some(Step::Reflog)))
+}
+
+#[test]
+fn power_cut_after_every_operation_of_three_step_workloads_from_commit() -> TestResult {
+    exhaustive("3 steps, commit first", &workloads(3, Some(Step::Commit)))
 }
 
 /// Longer workloads (4 to 8 steps) drawn from the seed: a handful in a normal
