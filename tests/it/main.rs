@@ -10,14 +10,17 @@
     reason = "tests corrupt stored objects and plant files behind the writer's back on purpose"
 )]
 
+mod chaos;
 mod cli;
 mod concurrency;
 mod faults;
 mod history;
+mod model;
 mod objects;
 mod order;
 mod refs;
 mod restore;
+mod store_model;
 mod support;
 mod vectors;
 
