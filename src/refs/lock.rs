@@ -134,22 +134,13 @@ impl FileLock {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_micros(200);
         loop {
-            match vfs.create_new(path, 0o644) {
-                Ok(mut file) => {
-                    let lock = Self {
-                        path: path.to_path_buf(),
-                        vfs: vfs.clone(),
-                    };
-                    // On a failed write `lock` is dropped, removing the file.
-                    file.write_all(content.as_bytes())
-                        .map_err(|e| Error::io("write lock", path, e))?;
-                    return Ok(lock);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(Error::io("create lock", path, e));
-                }
-                Err(e) => return Err(Error::io("create lock", path, e)),
+            if create_complete(vfs, path, &content)
+                .map_err(|e| Error::io("create lock", path, e))?
+            {
+                return Ok(Self {
+                    path: path.to_path_buf(),
+                    vfs: vfs.clone(),
+                });
             }
             let owner = read_owner(path).map_err(|e| Error::io("read lock", path, e))?;
             let foreign = matches!(&owner, Some(Ok(o)) if o.host != host_name());
@@ -272,6 +263,38 @@ fn from_previous_boot(path: &Path) -> io::Result<Option<(u64, u64)>> {
         Err(e) => return Err(e),
     };
     Ok((meta.modified()? < boot).then(|| (meta.dev(), meta.ino())))
+}
+
+/// Creates the lock file at `path` with its owner record already in it;
+/// `Ok(false)` when a lock exists. The record is written to a temp file
+/// beside the lock and renamed into place only if no lock exists
+/// (`RENAME_NOREPLACE`), so a process killed at any instant leaves no lock or
+/// a complete one whose owner can be proven dead, never an empty lock that
+/// nobody may remove (found by the SIGKILL chaos test: a kill between
+/// creating the lock and writing its record blocked every later writer). At
+/// worst a kill leaves an orphaned temp file.
+fn create_complete(vfs: &Arc<dyn Vfs>, path: &Path, content: &str) -> io::Result<bool> {
+    let temp = path.with_file_name(format!(
+        "{STATE_TMP_PREFIX}lock-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut file = vfs.create_new(&temp, 0o644)?;
+    let written = file.write_all(content.as_bytes());
+    drop(file);
+    let placed = written.and_then(|()| vfs.rename_noreplace(&temp, path));
+    match placed {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            // Best effort: the temp file is not a lock, and a leftover one
+            // is only an orphan for gc.
+            let _ = vfs.remove_file(&temp);
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Removes a lock judged dead, making sure it is the same lock instance:

@@ -11,15 +11,18 @@
 )]
 
 mod batch;
+mod chaos;
 mod cli;
 mod concurrency;
 mod faults;
 mod history;
+mod model;
 mod objects;
 mod order;
 mod powercut;
 mod refs;
 mod restore;
+mod store_model;
 mod support;
 mod vectors;
 

@@ -399,7 +399,7 @@ fn check_image(run: &Run, k: usize, work: &Path) -> Result<(), String> {
         )));
     }
     let records = repo.records();
-    let mut whole = |commit: ObjectId| -> Result<(), String> {
+    let whole = |commit: ObjectId| -> Result<(), String> {
         let record = records
             .read_commit(&commit)
             .map_err(|e| fail(format!("commit {commit}: {e}")))?;
