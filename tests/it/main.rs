@@ -13,9 +13,12 @@
 mod cli;
 mod concurrency;
 mod faults;
+mod fsck;
+mod gc;
 mod history;
 mod objects;
 mod order;
+mod recovery;
 mod refs;
 mod restore;
 mod support;
@@ -56,6 +59,7 @@ pub(crate) fn faulty_repo(durability: Durability) -> TestResult<(TempDir, Reposi
         Options {
             durability,
             vfs: Arc::new(fs.clone()),
+            ..Options::default()
         },
     )?;
     fs.clear();
