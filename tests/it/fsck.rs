@@ -379,3 +379,20 @@ fn malformed_reflog_line_is_damage() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn unreadable_object_is_an_io_error_exit_3() -> TestResult {
+    let (dir, repo, _, _, _) = two_commits()?;
+    // A symlink loop under an object's name: opening it fails with ELOOP,
+    // which fsck cannot judge, so it is an I/O error rather than damage.
+    let id = ObjectId::hash(b"never stored");
+    let path = repo.objects().path(&id);
+    fs::create_dir_all(path.parent().ok_or("no shard")?)?;
+    std::os::unix::fs::symlink(&path, &path)?;
+    let (code, report) = fsck_cli(dir.path())?;
+    assert_eq!(code, 3, "{report}");
+    let found = problems(&report, "io_error");
+    assert_eq!(found.len(), 1, "{report}");
+    assert_eq!(found[0]["path"], path.display().to_string(), "{report}");
+    Ok(())
+}
