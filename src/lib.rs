@@ -25,11 +25,15 @@ pub mod cli;
 mod clock;
 pub mod durable;
 mod error;
+mod fsck;
+mod gc;
 pub mod history;
 mod id;
 mod layout;
 pub mod porcelain;
+mod reach;
 mod record;
+mod recovery;
 pub mod refs;
 mod repo;
 mod state;
@@ -40,12 +44,15 @@ mod worktree;
 pub use clock::Timestamp;
 pub use durable::{Durability, DurableWriter, TempKind, WriteBatch, WriteError, WriteStep};
 pub use error::{Error, Result};
+pub use fsck::{Counts, FsckReport, NoProgress, Problem, ProblemKind, Progress, Severity, fsck};
+pub use gc::{DEFAULT_PRUNE_AGE, GcOptions, GcReport, Removed, gc, parse_prune_age};
 pub use id::{Hasher, InvalidId, ObjectId};
 pub use layout::{Layout, MUSE_DIR, is_temp_name};
 pub use record::{
     COMMIT_FORMAT_VERSION, CommitRecord, RecordStore, SnapshotRecord, commit_id, commit_to_json,
     read_commit_file, read_snapshot_file, snapshot_id, snapshot_to_json,
 };
+pub use recovery::{DEFAULT_TEMP_GRACE, RecoveryReport};
 pub use refs::{BranchName, Expected, Head, RefState, RefStore, Transaction};
 pub use repo::{Options, RepoInfo, Repository, SCHEMA_VERSION};
 pub use state::{

@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let code = muse_store::cli::run(std::env::args_os(), &mut stdout.lock(), &mut stderr.lock());
+    // stderr is not locked for the whole run: `fsck`'s progress bar draws
+    // to it from rayon worker threads, which would block forever on a lock
+    // held by this thread while it waits for them.
+    let mut stderr = std::io::stderr();
+    let code = muse_store::cli::run(std::env::args_os(), &mut stdout.lock(), &mut stderr);
     ExitCode::from(code)
 }

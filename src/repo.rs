@@ -7,6 +7,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,7 @@ use crate::clock::Timestamp;
 use crate::durable::{Durability, DurableWriter, RealFs, TempKind, Vfs, WriteError, WriteStep};
 use crate::error::{Error, Result};
 use crate::layout::{Layout, MUSE_DIR};
+use crate::recovery::{self, DEFAULT_TEMP_GRACE, RecoveryReport, Shards};
 use crate::refs::RefStore;
 use crate::store::ObjectStore;
 
@@ -27,6 +29,10 @@ pub struct Options {
     pub durability: Durability,
     /// The filesystem seam (the real filesystem unless a test says otherwise).
     pub vfs: Arc<dyn Vfs>,
+    /// How old a temp file must be before recovery on open (and `gc`)
+    /// treats it as left by a crash and removes it. A live writer's temp
+    /// file is younger than this, so it is never removed from under it.
+    pub temp_grace: Duration,
 }
 
 impl Default for Options {
@@ -34,6 +40,7 @@ impl Default for Options {
         Self {
             durability: Durability::Full,
             vfs: Arc::new(RealFs),
+            temp_grace: DEFAULT_TEMP_GRACE,
         }
     }
 }
@@ -80,6 +87,7 @@ pub struct Repository {
     layout: Layout,
     writer: DurableWriter,
     objects: ObjectStore,
+    temp_grace: Duration,
 }
 
 impl Repository {
@@ -140,7 +148,7 @@ impl Repository {
         writer.write_file(&layout.head(), TempKind::State, b"ref: refs/heads/main\n")?;
         // repo.json last: its presence marks a complete initialisation.
         writer.write_file(&layout.repo_json(), TempKind::State, &json)?;
-        Ok(Self::from_parts(layout, writer))
+        Ok(Self::from_parts(layout, writer, options.temp_grace))
     }
 
     /// Opens the repository whose working tree is `work_tree`.
@@ -150,45 +158,79 @@ impl Repository {
 
     /// Opens the repository whose working tree is `work_tree` with `options`.
     pub fn open_with(work_tree: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let repo = Self::open_without_recovery(work_tree, options)?;
+        repo.recover_on_open()?;
+        Ok(repo)
+    }
+
+    /// Opens the repository whose working tree is `work_tree` without
+    /// running recovery, so that it is seen exactly as a crash left it:
+    /// for inspection (`fsck` reports the temp files and stale locks that
+    /// recovery would remove). Writing through such a handle is allowed but
+    /// no different from writing after a normal open.
+    pub fn open_without_recovery(work_tree: impl AsRef<Path>, options: Options) -> Result<Self> {
         let work_tree = absolute(work_tree.as_ref())?;
         let layout = Layout::new(&work_tree);
         if !layout.muse_dir().is_dir() {
             return Err(Error::NotARepository { path: work_tree });
         }
         let writer = DurableWriter::new(options.vfs, options.durability);
-        let repo = Self::from_parts(layout, writer);
-        repo.recover()?;
-        Ok(repo)
+        Ok(Self::from_parts(layout, writer, options.temp_grace))
     }
 
-    /// Recovery run on every open: finishes ref transactions that a dead
-    /// process left half-applied. Reads one directory listing and writes
-    /// nothing when there is nothing to recover.
-    fn recover(&self) -> Result<()> {
-        self.refs().recover()?;
-        Ok(())
+    /// Full recovery (safe to run at any time): finishes ref transactions
+    /// that a dead process left half-applied, removes lock files of provably
+    /// dead owners and temp files older than [`Options::temp_grace`]. Lists
+    /// only the directories where such files can be, including all 256
+    /// object shards; never reads an object, and writes nothing when there
+    /// is nothing to recover.
+    pub fn recover(&self) -> Result<RecoveryReport> {
+        recovery::recover(self, self.temp_grace, Shards::All)
+    }
+
+    /// The recovery run on every open: as [`Repository::recover`], but it
+    /// lists one object shard (at random) rather than all 256, so that
+    /// opening does not grow with the number of objects (see
+    /// `src/recovery.rs` for the measurement behind this).
+    fn recover_on_open(&self) -> Result<RecoveryReport> {
+        recovery::recover(self, self.temp_grace, Shards::OneAtRandom)
+    }
+
+    /// The grace period before a temp file counts as left by a crash.
+    #[must_use]
+    pub fn temp_grace(&self) -> Duration {
+        self.temp_grace
     }
 
     /// Finds the repository containing `start` by walking up to the first
     /// directory that holds `.muse/`, and opens it.
     pub fn discover_with(start: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let repo = Self::discover_without_recovery(start, options)?;
+        repo.recover_on_open()?;
+        Ok(repo)
+    }
+
+    /// [`Repository::discover_with`] without recovery (see
+    /// [`Repository::open_without_recovery`]).
+    pub fn discover_without_recovery(start: impl AsRef<Path>, options: Options) -> Result<Self> {
         let start = absolute(start.as_ref())?;
         let mut dir = Some(start.as_path());
         while let Some(candidate) = dir {
             if candidate.join(MUSE_DIR).is_dir() {
-                return Self::open_with(candidate, options);
+                return Self::open_without_recovery(candidate, options);
             }
             dir = candidate.parent();
         }
         Err(Error::NotARepository { path: start })
     }
 
-    fn from_parts(layout: Layout, writer: DurableWriter) -> Self {
+    fn from_parts(layout: Layout, writer: DurableWriter, temp_grace: Duration) -> Self {
         let objects = ObjectStore::new(layout.clone(), writer.clone());
         Self {
             layout,
             writer,
             objects,
+            temp_grace,
         }
     }
 

@@ -6,6 +6,7 @@
 //! integrity check failed, corrupt record).
 
 mod history;
+mod maint;
 mod objects;
 mod porcelain;
 mod refs;
@@ -126,6 +127,12 @@ enum Command {
     /// Manage the remotes in config.toml.
     #[command(subcommand)]
     Remote(remote::RemoteCommand),
+    /// Check every object, record, ref, reflog and state file (exit 0
+    /// healthy, 1 damage found, 3 I/O error).
+    Fsck(maint::FsckArgs),
+    /// Remove unreachable objects and records older than the prune age, and
+    /// temp files left by crashes.
+    Gc(maint::GcArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +277,8 @@ fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> 
         Command::Log(args) => porcelain::log(&ctx, &args, out),
         Command::Checkout(args) => porcelain::checkout(&ctx, &args, out),
         Command::Remote(cmd) => remote::remote(&ctx, &cmd, out),
+        Command::Fsck(args) => maint::fsck(&ctx, &args, out),
+        Command::Gc(args) => maint::gc(&ctx, &args, out),
         Command::Plumbing(p) => match p {
             Plumbing::HashObject(args) => objects::hash_object(&ctx, &args, out),
             Plumbing::CatObject(args) => objects::cat_object(&ctx, &args, out),

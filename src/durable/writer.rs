@@ -486,6 +486,20 @@ impl DurableWriter {
         self.judge_sync(result)
     }
 
+    /// Sets the mtime of an existing `target` to now, so that `gc`, which
+    /// prunes unreachable files by age, sees a file a writer has just
+    /// re-used (an idempotent write that found it already stored) as new.
+    /// Best effort: the mtime is a hint to gc, not repository state, so it is
+    /// neither fsynced nor an error when it cannot be set (a file owned by
+    /// another user); only the content and its directory entry are durable.
+    pub fn freshen(&self, target: &Path) {
+        let result =
+            std::fs::File::open(target).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        if let Err(e) = result {
+            log::debug!("could not refresh the mtime of '{}': {e}", target.display());
+        }
+    }
+
     /// Decides what an fsync result means at this durability level. Never
     /// retries: after a failed fsync the kernel may already have dropped the
     /// dirty pages, so a second, successful fsync proves nothing.

@@ -226,8 +226,12 @@ impl RecordStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("stat record", path, e)),
             Ok(meta) if meta.is_file() => match read_record::<R>(&path) {
-                // Immutable: a verified record with this id stays as it is.
-                Ok(_) => return Ok(false),
+                // Immutable: a verified record with this id stays as it is,
+                // but looks new to a concurrent gc (see `DurableWriter::freshen`).
+                Ok(_) => {
+                    self.writer.freshen(&path);
+                    return Ok(false);
+                }
                 // Damaged: replace it with verified content.
                 Err(Error::RecordIntegrity { .. } | Error::Corrupt { .. }) => {}
                 Err(e) => return Err(e),

@@ -134,6 +134,7 @@ pub(crate) mod testutil {
         let options = Options {
             vfs: Arc::new(fault.clone()),
             durability: Durability::Full,
+            ..Options::default()
         };
         let repo = Repository::init_with(dir.path(), options)?;
         Ok((dir, repo, fault))

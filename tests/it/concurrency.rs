@@ -293,6 +293,7 @@ mod shard_race {
             Options {
                 durability: Durability::Full,
                 vfs: gate.clone(),
+                ..Options::default()
             },
         )?;
         gate.update(|s| s.armed = true);

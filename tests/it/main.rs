@@ -15,11 +15,14 @@ mod chaos;
 mod cli;
 mod concurrency;
 mod faults;
+mod fsck;
+mod gc;
 mod history;
 mod model;
 mod objects;
 mod order;
 mod powercut;
+mod recovery;
 mod refs;
 mod restore;
 mod store_model;
@@ -61,6 +64,7 @@ pub(crate) fn faulty_repo(durability: Durability) -> TestResult<(TempDir, Reposi
         Options {
             durability,
             vfs: Arc::new(fs.clone()),
+            ..Options::default()
         },
     )?;
     fs.clear();

@@ -177,6 +177,7 @@ fn init_makes_every_new_directory_durable() -> TestResult {
         muse_store::Options {
             durability: Durability::Full,
             vfs: std::sync::Arc::new(fs.clone()),
+            ..muse_store::Options::default()
         },
     )?;
     let ops = fs.ops();

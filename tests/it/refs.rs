@@ -255,6 +255,7 @@ fn injected_failure_mid_transaction_is_undone() -> TestResult {
         Options {
             durability: Durability::Full,
             vfs: Arc::new(fault.clone()),
+            ..Options::default()
         },
     )?;
     let refs = repo.refs();
@@ -302,6 +303,7 @@ fn failure_at_each_step_of_a_ref_write_leaves_old_value_and_no_temp() -> TestRes
             Options {
                 durability: Durability::Full,
                 vfs: Arc::new(fault.clone()),
+                ..Options::default()
             },
         )?;
         let refs = repo.refs();

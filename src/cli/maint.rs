@@ -1,0 +1,164 @@
+//! `fsck` and `gc`.
+
+use std::io::{IsTerminal, Write};
+
+use clap::Args;
+use serde_json::json;
+
+use super::{CmdResult, Context, EXIT_INTERNAL, EXIT_USER, Failure, Format, emit, emit_json};
+use crate::fsck::{FsckReport, NoProgress, Progress, Severity, fsck as run_fsck};
+use crate::gc::{GcOptions, gc as run_gc, parse_prune_age};
+
+#[derive(Debug, Args)]
+pub(super) struct FsckArgs {
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value_t)]
+    format: Format,
+}
+
+/// A progress bar on stderr, shown only when stderr is a terminal.
+struct Bar(indicatif::ProgressBar);
+
+impl Progress for Bar {
+    fn start(&self, phase: &'static str, total: u64) {
+        self.0.set_message(phase);
+        self.0.set_position(0);
+        self.0.set_length(total);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn progress_bar() -> Option<Bar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:>26} [{bar:40}] {pos}/{len} ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(Bar(bar))
+}
+
+pub(super) fn fsck(ctx: &Context, args: &FsckArgs, out: &mut dyn Write) -> CmdResult {
+    // Without recovery: fsck only reads, and reports the temp files and
+    // stale locks that recovery would otherwise remove before it looked.
+    let repo = crate::repo::Repository::discover_without_recovery(&ctx.cwd, ctx.options.clone())?;
+    let report = match progress_bar() {
+        Some(bar) => run_fsck(&repo, &bar)?,
+        None => run_fsck(&repo, &NoProgress)?,
+    };
+    match args.format {
+        Format::Json => emit_json(out, &fsck_json(&report))?,
+        Format::Text => {
+            for p in &report.problems {
+                let severity = match p.severity {
+                    Severity::Damage => "damage",
+                    Severity::Io => "error",
+                    Severity::Note => "note",
+                };
+                let kind = serde_json::to_value(p.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                emit(out, format_args!("{severity} {kind}: {}\n", p.message))?;
+            }
+            let c = &report.counts;
+            emit(
+                out,
+                format_args!(
+                    "checked {} objects ({} bytes), {} commits, {} snapshots, {} branches, {} reflogs: {} damaged, {} I/O errors, {} notes\n",
+                    c.objects,
+                    c.object_bytes,
+                    c.commits,
+                    c.snapshots,
+                    c.branches,
+                    c.reflogs,
+                    c.damage,
+                    c.io_errors,
+                    c.notes
+                ),
+            )?;
+        }
+    }
+    if report.counts.io_errors > 0 {
+        Err(Failure::silent(EXIT_INTERNAL))
+    } else if report.counts.damage > 0 {
+        Err(Failure::silent(EXIT_USER))
+    } else {
+        Ok(())
+    }
+}
+
+fn fsck_json(report: &FsckReport) -> serde_json::Value {
+    json!({
+        "ok": report.is_healthy(),
+        "counts": report.counts,
+        "problems": report.problems,
+    })
+}
+
+#[derive(Debug, Args)]
+pub(super) struct GcArgs {
+    /// Remove unreachable objects and records older than this (`2.weeks`,
+    /// `1h`, `now`, `never`).
+    #[arg(short = 'p', long = "prune", default_value = "2.weeks")]
+    prune: String,
+    /// Report what would be removed, remove nothing.
+    #[arg(short = 'n', long = "dry-run")]
+    dry_run: bool,
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value_t)]
+    format: Format,
+}
+
+pub(super) fn gc(ctx: &Context, args: &GcArgs, out: &mut dyn Write) -> CmdResult {
+    let prune_age = parse_prune_age(&args.prune).map_err(Failure::user)?;
+    let repo = ctx.repo()?;
+    let report = run_gc(
+        &repo,
+        &GcOptions {
+            prune_age,
+            dry_run: args.dry_run,
+        },
+    )?;
+    match args.format {
+        Format::Json => emit_json(out, &json!(report)),
+        Format::Text => {
+            let verb = if report.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            for r in &report.removed {
+                emit(
+                    out,
+                    format_args!(
+                        "{verb} {} {} ({} bytes)\n",
+                        r.kind,
+                        r.path.display(),
+                        r.bytes
+                    ),
+                )?;
+            }
+            emit(
+                out,
+                format_args!(
+                    "{verb} {} objects, {} commits, {} snapshots, {} temp files; {} bytes freed; kept {} recent unreachable files\n",
+                    report.objects_removed,
+                    report.commits_removed,
+                    report.snapshots_removed,
+                    report.temps_removed,
+                    report.bytes_freed,
+                    report.kept_recent
+                ),
+            )
+        }
+    }
+}

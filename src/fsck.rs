@@ -1,0 +1,502 @@
+//! `fsck`: checks a whole repository and reports what is wrong with it.
+//!
+//! Invariants:
+//! - fsck only reads: it never repairs, removes or rewrites anything (temp
+//!   files and stale locks are reported, recovery on open or `gc` removes
+//!   them);
+//! - every stored object is hashed, in parallel, with memory bounded per
+//!   worker (small objects are read whole, large ones memory-mapped; see
+//!   [`ObjectStore::verify`](crate::ObjectStore::verify));
+//! - every commit and snapshot record is read and its id recomputed;
+//! - a problem is *damage* (the repository lost or corrupted data, exit 1),
+//!   a *note* (harmless: unreachable data, leftovers of crashes, a torn log
+//!   tail) or an *I/O error* (fsck could not look, exit 3).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::layout::{Layout, is_temp_name};
+use crate::reach::{Reachable, collect_roots};
+use crate::record::{read_commit_file, read_snapshot_file};
+use crate::recovery::{self, LeftoverKind};
+use crate::repo::Repository;
+use crate::state::{Config, Intent, OpLog, Reservation};
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Lost or corrupted data.
+    Damage,
+    /// fsck could not read something.
+    Io,
+    /// Harmless: unreachable data, crash leftovers, a torn log tail.
+    Note,
+}
+
+/// What kind of problem fsck found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// An object whose bytes do not hash to its id.
+    CorruptObject,
+    /// An object named by a snapshot that is not stored.
+    MissingObject,
+    /// A commit or snapshot record that does not parse or whose id does not
+    /// match its fields or file name.
+    CorruptRecord,
+    /// A commit reached from a root that is not stored.
+    MissingCommit,
+    /// A snapshot named by a commit or checkpoint that is not stored.
+    MissingSnapshot,
+    /// HEAD or a branch file that does not parse.
+    BadRef,
+    /// A ref (HEAD, a branch, a state file) naming a commit that is missing.
+    DanglingRef,
+    /// A reflog line that does not parse.
+    BadReflog,
+    /// A reflog ending in a torn line (a crash mid-append; ignored by readers).
+    TornReflog,
+    /// A state file (merge, rebase, coordination, op log, config, repo.json,
+    /// transaction journal) that does not parse.
+    BadStateFile,
+    /// A temp file left behind (by a crash, or a writer still at work).
+    OrphanTemp,
+    /// A lock file whose owner is provably dead.
+    StaleLock,
+    /// An object no root reaches.
+    UnreachableObject,
+    /// A commit record no root reaches.
+    UnreachableCommit,
+    /// A snapshot record no root reaches.
+    UnreachableSnapshot,
+    /// A file that has no business where it is.
+    StrayFile,
+    /// Something fsck could not read.
+    IoError,
+}
+
+/// One problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// How bad it is.
+    pub severity: Severity,
+    /// What it is.
+    pub kind: ProblemKind,
+    /// The file concerned, when there is one.
+    pub path: Option<PathBuf>,
+    /// The id concerned, when there is one.
+    pub id: Option<ObjectId>,
+    /// What is wrong, naming the thing.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(
+        severity: Severity,
+        kind: ProblemKind,
+        path: Option<PathBuf>,
+        id: Option<ObjectId>,
+        message: String,
+    ) -> Self {
+        Self {
+            severity,
+            kind,
+            path,
+            id,
+            message,
+        }
+    }
+
+    /// An error met while checking: an I/O error when it is one, damage of
+    /// `kind` otherwise.
+    pub(crate) fn from_error(kind: ProblemKind, err: &Error, path: PathBuf) -> Self {
+        if matches!(err, Error::Io { .. }) {
+            return Self::io(err, path);
+        }
+        Self::new(Severity::Damage, kind, Some(path), None, err.to_string())
+    }
+
+    /// An I/O error.
+    pub(crate) fn io(err: &Error, path: PathBuf) -> Self {
+        Self::new(
+            Severity::Io,
+            ProblemKind::IoError,
+            Some(path),
+            None,
+            err.to_string(),
+        )
+    }
+}
+
+/// What fsck looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Objects stored (and hashed).
+    pub objects: u64,
+    /// Their total size.
+    pub object_bytes: u64,
+    /// Commit records stored.
+    pub commits: u64,
+    /// Snapshot records stored.
+    pub snapshots: u64,
+    /// Branches.
+    pub branches: u64,
+    /// Reflog files.
+    pub reflogs: u64,
+    /// Reflog lines that parse.
+    pub reflog_entries: u64,
+    /// Commits reachable from a root.
+    pub reachable_commits: u64,
+    /// Snapshots reachable from a root.
+    pub reachable_snapshots: u64,
+    /// Objects reachable from a root.
+    pub reachable_objects: u64,
+    /// Problems that are damage.
+    pub damage: u64,
+    /// Problems that are notes.
+    pub notes: u64,
+    /// I/O errors.
+    pub io_errors: u64,
+}
+
+/// The result of [`fsck`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FsckReport {
+    /// What was looked at.
+    pub counts: Counts,
+    /// Everything found, damage first.
+    pub problems: Vec<Problem>,
+}
+
+impl FsckReport {
+    /// Whether no damage and no I/O error was found (notes are fine).
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.counts.damage == 0 && self.counts.io_errors == 0
+    }
+
+    /// The problems of one kind.
+    pub fn of_kind(&self, kind: ProblemKind) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(move |p| p.kind == kind)
+    }
+}
+
+/// Receives fsck's progress (a terminal progress bar, or nothing). Called
+/// from several threads.
+pub trait Progress: Sync {
+    /// A phase starts; `total` units of work are expected (0: unknown).
+    fn start(&self, phase: &'static str, total: u64) {
+        let _ = (phase, total);
+    }
+    /// `n` more units are done.
+    fn advance(&self, n: u64) {
+        let _ = n;
+    }
+    /// Everything is done.
+    fn finish(&self) {}
+}
+
+/// A [`Progress`] that shows nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// Checks the whole of `repo` (see the module docs). Fails only when the
+/// repository cannot be looked at at all; everything else is a problem in
+/// the report.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one linear pass per kind of check, each short; splitting would only thread the same report through helpers"
+)]
+pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
+    let layout = repo.layout();
+    let mut problems = Vec::new();
+    let mut counts = Counts::default();
+
+    // 1. Objects: list names, then hash every one in parallel.
+    progress.start("listing objects", 0);
+    let mut ids = Vec::new();
+    list_objects(layout, &mut ids, &mut problems);
+    counts.objects = ids.len() as u64;
+    progress.start("verifying objects", counts.objects);
+    let results: Vec<(ObjectId, std::result::Result<u64, Error>)> = ids
+        .par_iter()
+        .map(|id| {
+            let r = repo.objects().verify(id);
+            progress.advance(1);
+            (*id, r)
+        })
+        .collect();
+    let mut present = HashSet::with_capacity(ids.len());
+    for (id, result) in results {
+        match result {
+            Ok(size) => {
+                counts.object_bytes += size;
+                present.insert(id);
+            }
+            // Removed while we looked (a concurrent gc): not damage.
+            Err(Error::NotFound { .. }) => counts.objects -= 1,
+            Err(e) => {
+                // Present but bad: a snapshot naming it must not also
+                // report it missing.
+                present.insert(id);
+                let path = repo.objects().path(&id);
+                let mut p = Problem::from_error(ProblemKind::CorruptObject, &e, path);
+                p.id = Some(id);
+                problems.push(p);
+            }
+        }
+    }
+    drop(ids);
+
+    // 2. Refs, reflogs and state files naming commits; reachability.
+    progress.start("checking refs and records", 0);
+    let roots = collect_roots(repo, &mut problems);
+    counts.branches = roots.branches as u64;
+    counts.reflogs = roots.reflogs as u64;
+    counts.reflog_entries = roots.reflog_entries as u64;
+    let mut reach = Reachable::default();
+    reach.walk(
+        repo,
+        &roots.commits,
+        &roots.snapshots,
+        &present,
+        &mut problems,
+    );
+    counts.reachable_commits = reach.commits.len() as u64;
+    counts.reachable_snapshots = reach.snapshots.len() as u64;
+    counts.reachable_objects = reach.objects.len() as u64;
+
+    // 3. Every record file: verify those the walk did not read.
+    let commits = list_records(&layout.commits_dir(), &mut problems);
+    let snapshots = list_records(&layout.snapshots_dir(), &mut problems);
+    counts.commits = commits.len() as u64;
+    counts.snapshots = snapshots.len() as u64;
+    let unreached = |files: &[(ObjectId, PathBuf)], seen: &HashSet<ObjectId>| {
+        files
+            .iter()
+            .filter(|(id, _)| !seen.contains(id))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let loose_commits = unreached(&commits, &reach.commits);
+    let loose_snapshots = unreached(&snapshots, &reach.snapshots);
+    let checked: Vec<Problem> = loose_commits
+        .par_iter()
+        .map(|(id, path)| match read_commit_file(path) {
+            Ok(_) => Problem::new(
+                Severity::Note,
+                ProblemKind::UnreachableCommit,
+                Some(path.clone()),
+                Some(*id),
+                format!("commit {id} is not reachable from any ref, reflog or state file"),
+            ),
+            Err(e) => Problem::from_error(ProblemKind::CorruptRecord, &e, path.clone()),
+        })
+        .chain(
+            loose_snapshots
+                .par_iter()
+                .map(|(id, path)| match read_snapshot_file(path) {
+                    Ok(_) => Problem::new(
+                        Severity::Note,
+                        ProblemKind::UnreachableSnapshot,
+                        Some(path.clone()),
+                        Some(*id),
+                        format!("snapshot {id} is not reachable from any commit or checkpoint"),
+                    ),
+                    Err(e) => Problem::from_error(ProblemKind::CorruptRecord, &e, path.clone()),
+                }),
+        )
+        .collect();
+    problems.extend(checked);
+    for id in present.iter().filter(|id| !reach.objects.contains(id)) {
+        problems.push(Problem::new(
+            Severity::Note,
+            ProblemKind::UnreachableObject,
+            Some(repo.objects().path(id)),
+            Some(*id),
+            format!("object {id} is not named by any reachable snapshot"),
+        ));
+    }
+
+    // 4. State files.
+    check_state(repo, &mut problems);
+
+    // 5. Leftovers: temp files and stale locks.
+    match recovery::scan(layout, true) {
+        Ok(leftovers) => {
+            let now = SystemTime::now();
+            for l in leftovers {
+                let age = l.age(now).as_secs();
+                match l.kind {
+                    LeftoverKind::Temp => problems.push(Problem::new(
+                        Severity::Note,
+                        ProblemKind::OrphanTemp,
+                        Some(l.path.clone()),
+                        None,
+                        format!(
+                            "temp file '{}' ({} bytes, modified {age} s ago) left by a crashed or running writer; {}",
+                            l.path.display(),
+                            l.size,
+                            if l.age(now) > repo.temp_grace() {
+                                "it will be removed on the next open or gc"
+                            } else {
+                                "younger than the grace period, so kept"
+                            }
+                        ),
+                    )),
+                    LeftoverKind::Lock => {
+                        let owner = recovery::lock_owner(&l.path);
+                        if owner.as_ref().is_some_and(crate::refs::LockOwner::is_dead) {
+                            let pid = owner.map_or(0, |o| o.pid);
+                            problems.push(Problem::new(
+                                Severity::Note,
+                                ProblemKind::StaleLock,
+                                Some(l.path.clone()),
+                                None,
+                                format!(
+                                    "lock '{}' is held by process {pid}, which is dead; it will be removed on the next open",
+                                    l.path.display()
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => problems.push(Problem::io(&e, layout.muse_dir().to_path_buf())),
+    }
+    progress.finish();
+
+    problems.sort_by(|a, b| {
+        (a.severity, a.kind, &a.path, a.id).cmp(&(b.severity, b.kind, &b.path, b.id))
+    });
+    for p in &problems {
+        match p.severity {
+            Severity::Damage => counts.damage += 1,
+            Severity::Note => counts.notes += 1,
+            Severity::Io => counts.io_errors += 1,
+        }
+    }
+    Ok(FsckReport { counts, problems })
+}
+
+/// Lists every object id; stray (non-object, non-temp) files are notes.
+fn list_objects(layout: &Layout, ids: &mut Vec<ObjectId>, problems: &mut Vec<Problem>) {
+    let shards = match recovery::shard_dirs(layout) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(Problem::io(&e, layout.objects_dir()));
+            return;
+        }
+    };
+    for shard in shards {
+        let shard_name = shard
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let entries = match fs::read_dir(&shard) {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(Problem::io(&Error::io("list", &shard, e), shard.clone()));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(Problem::io(&Error::io("list", &shard, e), shard.clone()));
+                    break;
+                }
+            };
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if is_temp_name(&name) {
+                continue;
+            }
+            match Layout::object_id_from_parts(&shard_name, &name) {
+                Some(id) => ids.push(id),
+                None => problems.push(stray(entry.path())),
+            }
+        }
+    }
+}
+
+fn stray(path: PathBuf) -> Problem {
+    let message = format!("'{}' is not a file this store writes", path.display());
+    Problem::new(
+        Severity::Note,
+        ProblemKind::StrayFile,
+        Some(path),
+        None,
+        message,
+    )
+}
+
+/// Lists `<id>.json` records in `dir`; other non-temp files are notes.
+fn list_records(dir: &Path, problems: &mut Vec<Problem>) -> Vec<(ObjectId, PathBuf)> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
+        Err(e) => {
+            problems.push(Problem::io(&Error::io("list", dir, e), dir.to_path_buf()));
+            return out;
+        }
+    };
+    for entry in entries {
+        let Ok(entry) = entry else {
+            continue;
+        };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if is_temp_name(&name) {
+            continue;
+        }
+        match name
+            .strip_suffix(".json")
+            .and_then(|n| ObjectId::from_hex(n).ok())
+        {
+            Some(id) => out.push((id, entry.path())),
+            None => problems.push(stray(entry.path())),
+        }
+    }
+    out
+}
+
+/// Parses every state file that no root walk reads.
+fn check_state(repo: &Repository, problems: &mut Vec<Problem>) {
+    let layout = repo.layout();
+    let mut check = |result: Result<()>, path: PathBuf| {
+        if let Err(e) = result {
+            problems.push(Problem::from_error(ProblemKind::BadStateFile, &e, path));
+        }
+    };
+    check(repo.info().map(drop), layout.repo_json());
+    check(Config::load(repo).map(drop), layout.config());
+    check(Reservation::list(repo).map(drop), layout.reservations_dir());
+    check(Intent::list(repo).map(drop), layout.intents_dir());
+    match OpLog::sessions(repo) {
+        Ok(sessions) => {
+            for session in sessions {
+                let log = OpLog::new(repo, session);
+                let path = log.ops_path().to_path_buf();
+                check(log.read().map(drop), path);
+            }
+        }
+        Err(e) => check(Err(e), layout.op_log_dir()),
+    }
+}

@@ -1,0 +1,516 @@
+//! Roots and reachability, shared by `fsck` and `gc`.
+//!
+//! Invariant: the roots are everything that may name a commit or snapshot
+//! the user can still get back to: HEAD, every branch, every old and new id
+//! of every reflog line, `MERGE_STATE.json`, `REBASE_STATE.json`, pending
+//! ref-transaction journals and op-log checkpoints. `gc` removes only what
+//! the walk from all of them does not reach.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::error::Error;
+use crate::fsck::{Problem, ProblemKind, Severity};
+use crate::id::ObjectId;
+use crate::layout::{Layout, is_temp_name};
+use crate::refs::reflog;
+use crate::refs::{BranchName, Head};
+use crate::repo::Repository;
+use crate::state::{MergeState, OpLog, RebaseState};
+
+/// Where a root came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Root {
+    pub(crate) id: ObjectId,
+    /// `HEAD`, `refs/heads/main`, `logs/HEAD`, `MERGE_STATE.json`, ...
+    pub(crate) source: String,
+    pub(crate) path: PathBuf,
+    /// A strong root must resolve (a branch, HEAD, a state file); a weak one
+    /// (a reflog line, a journal, a checkpoint) may name something gone,
+    /// which is a note rather than damage.
+    pub(crate) strong: bool,
+}
+
+/// The roots of a repository, and what reading them found.
+#[derive(Debug, Default)]
+pub(crate) struct Roots {
+    pub(crate) commits: Vec<Root>,
+    pub(crate) snapshots: Vec<Root>,
+    pub(crate) branches: usize,
+    pub(crate) reflogs: usize,
+    pub(crate) reflog_entries: usize,
+}
+
+fn rel(layout: &Layout, path: &Path) -> String {
+    path.strip_prefix(layout.muse_dir())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Reads every root; problems reading them are pushed to `problems`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one short block per kind of root, in the order the module docs list them"
+)]
+pub(crate) fn collect_roots(repo: &Repository, problems: &mut Vec<Problem>) -> Roots {
+    let layout = repo.layout();
+    let mut roots = Roots::default();
+    let refs = repo.refs();
+
+    // HEAD.
+    let head_path = layout.head();
+    match refs.head() {
+        Ok(Head::Detached(id)) => roots.commits.push(Root {
+            id,
+            source: "HEAD".into(),
+            path: head_path,
+            strong: true,
+        }),
+        Ok(Head::Branch(_)) => {}
+        Err(e) => problems.push(Problem::from_error(ProblemKind::BadRef, &e, head_path)),
+    }
+
+    // Branches.
+    let mut files = Vec::new();
+    if let Err(e) = ref_files(&layout.heads_dir(), "", &mut files) {
+        problems.push(Problem::io(&e, layout.heads_dir()));
+    }
+    for (name, path) in files {
+        let branch = match BranchName::from_stored(&name) {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(Problem::new(
+                    Severity::Note,
+                    ProblemKind::StrayFile,
+                    Some(path),
+                    None,
+                    format!("not a valid branch name, ignored: {e}"),
+                ));
+                continue;
+            }
+        };
+        roots.branches += 1;
+        match refs.branch_state(&branch) {
+            Ok(state) => {
+                if let Some(id) = state.commit() {
+                    roots.commits.push(Root {
+                        id,
+                        source: format!("refs/heads/{branch}"),
+                        path,
+                        strong: true,
+                    });
+                }
+            }
+            Err(e) => problems.push(Problem::from_error(ProblemKind::BadRef, &e, path)),
+        }
+    }
+
+    // Reflogs.
+    let mut logs = Vec::new();
+    if layout.head_log().is_file() {
+        logs.push(layout.head_log());
+    }
+    let mut branch_logs = Vec::new();
+    if let Err(e) = ref_files(&layout.branch_logs_dir(), "", &mut branch_logs) {
+        problems.push(Problem::io(&e, layout.branch_logs_dir()));
+    }
+    logs.extend(branch_logs.into_iter().map(|(_, p)| p));
+    for path in logs {
+        roots.reflogs += 1;
+        let log = match reflog::read(&path) {
+            Ok(log) => log,
+            Err(e) => {
+                problems.push(Problem::from_error(ProblemKind::BadReflog, &e, path));
+                continue;
+            }
+        };
+        let source = rel(layout, &path);
+        for line in &log.malformed {
+            problems.push(Problem::new(
+                Severity::Damage,
+                ProblemKind::BadReflog,
+                Some(path.clone()),
+                None,
+                format!("reflog '{source}': line {line} is malformed"),
+            ));
+        }
+        if log.torn_tail {
+            problems.push(Problem::new(
+                Severity::Note,
+                ProblemKind::TornReflog,
+                Some(path.clone()),
+                None,
+                format!(
+                    "reflog '{source}' ends in a torn line left by a crash (ignored by readers)"
+                ),
+            ));
+        }
+        roots.reflog_entries += log.entries.len();
+        for entry in &log.entries {
+            for id in [entry.old, entry.new] {
+                if id != ObjectId::ZERO {
+                    roots.commits.push(Root {
+                        id,
+                        source: source.clone(),
+                        path: path.clone(),
+                        strong: false,
+                    });
+                }
+            }
+        }
+    }
+
+    // State files naming commits.
+    let merge_path = layout.merge_state();
+    match MergeState::read(repo) {
+        Ok(Some(state)) => {
+            let ids = [
+                Some(state.ours_commit),
+                Some(state.theirs_commit),
+                state.base_commit,
+            ];
+            for id in ids.into_iter().flatten() {
+                roots.commits.push(Root {
+                    id,
+                    source: "MERGE_STATE.json".into(),
+                    path: merge_path.clone(),
+                    strong: true,
+                });
+            }
+        }
+        Ok(None) => {}
+        Err(e) => problems.push(Problem::from_error(
+            ProblemKind::BadStateFile,
+            &e,
+            merge_path,
+        )),
+    }
+    let rebase_path = layout.rebase_state();
+    match RebaseState::read(repo) {
+        Ok(Some(state)) => {
+            let ids = [state.original_head, state.onto]
+                .into_iter()
+                .chain(state.remaining)
+                .chain(state.completed);
+            for id in ids {
+                roots.commits.push(Root {
+                    id,
+                    source: "REBASE_STATE.json".into(),
+                    path: rebase_path.clone(),
+                    strong: true,
+                });
+            }
+        }
+        Ok(None) => {}
+        Err(e) => problems.push(Problem::from_error(
+            ProblemKind::BadStateFile,
+            &e,
+            rebase_path,
+        )),
+    }
+
+    // Pending ref-transaction journals: every id they name.
+    journal_roots(layout, &mut roots, problems);
+
+    // Op-log checkpoints name snapshots.
+    match OpLog::sessions(repo) {
+        Ok(sessions) => {
+            for session in sessions {
+                let log = OpLog::new(repo, session);
+                let path = layout.checkpoint_path(log.session());
+                match log.read_checkpoint() {
+                    Ok(Some(cp)) => {
+                        if let Some(id) = cp.snapshot_id {
+                            roots.snapshots.push(Root {
+                                id,
+                                source: rel(layout, &path),
+                                path,
+                                strong: false,
+                            });
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        problems.push(Problem::from_error(ProblemKind::BadStateFile, &e, path));
+                    }
+                }
+            }
+        }
+        Err(e) => problems.push(Problem::from_error(
+            ProblemKind::BadStateFile,
+            &e,
+            layout.op_log_dir(),
+        )),
+    }
+    roots
+}
+
+fn journal_roots(layout: &Layout, roots: &mut Roots, problems: &mut Vec<Problem>) {
+    let dir = layout.transactions_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => {
+            problems.push(Problem::io(&Error::io("list", &dir, e), dir));
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_temp_name(name) || !name.ends_with(".json") {
+            continue;
+        }
+        let path = entry.path();
+        let value: serde_json::Value = match fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(v) => v,
+            Err(reason) => {
+                problems.push(Problem::new(
+                    Severity::Damage,
+                    ProblemKind::BadStateFile,
+                    Some(path),
+                    None,
+                    format!("ref transaction journal cannot be read: {reason}"),
+                ));
+                continue;
+            }
+        };
+        let mut ids = Vec::new();
+        ids_in(&value, &mut ids);
+        for id in ids {
+            roots.commits.push(Root {
+                id,
+                source: rel(layout, &path),
+                path: path.clone(),
+                strong: false,
+            });
+        }
+    }
+}
+
+/// Every string in `value` that is an id.
+fn ids_in(value: &serde_json::Value, out: &mut Vec<ObjectId>) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let Ok(id) = ObjectId::from_hex(s)
+                && id != ObjectId::ZERO
+            {
+                out.push(id);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| ids_in(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| ids_in(v, out)),
+        _ => {}
+    }
+}
+
+/// Every regular file below `dir` that is not a temp or lock file, as
+/// (`name/relative/to/dir`, path). Symlinks are never followed.
+pub(crate) fn ref_files(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, PathBuf)>,
+) -> Result<(), Error> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if is_temp_name(&name) || name.ends_with(".lock") {
+            continue;
+        }
+        let full = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let file_type = entry
+            .file_type()
+            .map_err(|e| Error::io("inspect", entry.path(), e))?;
+        if file_type.is_dir() {
+            ref_files(&entry.path(), &full, out)?;
+        } else if file_type.is_file() {
+            out.push((full, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(())
+}
+
+/// What the walk reached.
+#[derive(Debug, Default)]
+pub(crate) struct Reachable {
+    pub(crate) commits: HashSet<ObjectId>,
+    pub(crate) snapshots: HashSet<ObjectId>,
+    pub(crate) objects: HashSet<ObjectId>,
+}
+
+impl Reachable {
+    /// Walks from `commit_roots` and `snapshot_roots`, adding to what was
+    /// reached before (so a second call with more roots only reads what is
+    /// new). Every record read is verified. A missing or corrupt record or a
+    /// missing object is a problem: damage under a strong root, a note under
+    /// a weak one. `present` is the set of stored object ids.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the commit walk and the parallel snapshot pass share their bookkeeping"
+    )]
+    pub(crate) fn walk(
+        &mut self,
+        repo: &Repository,
+        commit_roots: &[Root],
+        snapshot_roots: &[Root],
+        present: &HashSet<ObjectId>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let records = repo.records();
+        // Strong roots first, so that what a branch reaches is judged as
+        // damage even when a reflog line reaches it too.
+        let mut ordered: Vec<&Root> = commit_roots.iter().collect();
+        ordered.sort_by_key(|r| !r.strong);
+        let mut new_snapshots: HashMap<ObjectId, (bool, String)> = HashMap::new();
+        for root in snapshot_roots {
+            if !self.snapshots.contains(&root.id) {
+                let e = new_snapshots
+                    .entry(root.id)
+                    .or_insert((root.strong, root.source.clone()));
+                e.0 |= root.strong;
+            }
+        }
+        for root in ordered {
+            if self.commits.contains(&root.id) {
+                continue;
+            }
+            // (commit, strong, who names it)
+            let mut stack = vec![(root.id, root.strong, None::<ObjectId>)];
+            while let Some((id, strong, child)) = stack.pop() {
+                if !self.commits.insert(id) {
+                    continue;
+                }
+                match records.read_commit(&id) {
+                    Ok(commit) => {
+                        for parent in [commit.parent_commit_id, commit.parent2_commit_id]
+                            .into_iter()
+                            .flatten()
+                        {
+                            if !self.commits.contains(&parent) {
+                                stack.push((parent, strong, Some(id)));
+                            }
+                        }
+                        if !self.snapshots.contains(&commit.snapshot_id) {
+                            let e = new_snapshots
+                                .entry(commit.snapshot_id)
+                                .or_insert((strong, format!("commit {id}")));
+                            e.0 |= strong;
+                        }
+                    }
+                    Err(e) => {
+                        let severity = if strong {
+                            Severity::Damage
+                        } else {
+                            Severity::Note
+                        };
+                        let path = repo.layout().commit_path(&id);
+                        let mut problem = match (&e, child) {
+                            (Error::RecordNotFound { .. }, None) => Problem::new(
+                                severity,
+                                if strong {
+                                    ProblemKind::DanglingRef
+                                } else {
+                                    ProblemKind::MissingCommit
+                                },
+                                Some(root.path.clone()),
+                                Some(id),
+                                format!("{} points to commit {id}, which is missing", root.source),
+                            ),
+                            (Error::RecordNotFound { .. }, Some(child)) => Problem::new(
+                                severity,
+                                ProblemKind::MissingCommit,
+                                Some(path),
+                                Some(id),
+                                format!(
+                                    "commit {id} (parent of {child}, reachable from {}) is missing",
+                                    root.source
+                                ),
+                            ),
+                            _ => Problem::from_error(ProblemKind::CorruptRecord, &e, path),
+                        };
+                        problem.id = Some(id);
+                        problems.push(problem);
+                    }
+                }
+            }
+        }
+
+        // Snapshots, read and verified in parallel.
+        let list: Vec<(ObjectId, bool, String)> = new_snapshots
+            .into_iter()
+            .map(|(id, (strong, who))| (id, strong, who))
+            .collect();
+        let results: Vec<_> = list
+            .par_iter()
+            .map(|(id, strong, who)| {
+                let mut found = Vec::new();
+                let mut local = Vec::new();
+                let severity = if *strong {
+                    Severity::Damage
+                } else {
+                    Severity::Note
+                };
+                match records.read_snapshot(id) {
+                    Ok(snapshot) => {
+                        for (path, object) in &snapshot.manifest {
+                            found.push(*object);
+                            if !present.contains(object) {
+                                local.push(Problem::new(
+                                    severity,
+                                    ProblemKind::MissingObject,
+                                    Some(repo.objects().path(object)),
+                                    Some(*object),
+                                    format!(
+                                        "object {object} ('{path}' in snapshot {id}) is missing"
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let path = repo.layout().snapshot_path(id);
+                        let mut problem = if matches!(e, Error::RecordNotFound { .. }) {
+                            Problem::new(
+                                severity,
+                                ProblemKind::MissingSnapshot,
+                                Some(path),
+                                Some(*id),
+                                format!("snapshot {id} (named by {who}) is missing"),
+                            )
+                        } else {
+                            Problem::from_error(ProblemKind::CorruptRecord, &e, path)
+                        };
+                        problem.id = Some(*id);
+                        local.push(problem);
+                    }
+                }
+                (*id, found, local)
+            })
+            .collect();
+        for (id, found, local) in results {
+            self.snapshots.insert(id);
+            self.objects.extend(found);
+            problems.extend(local);
+        }
+    }
+}
