@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::layout::{Layout, is_temp_name};
+use crate::progress::Progress;
 use crate::reach::{Reachable, collect_roots};
 use crate::record::{read_commit_file, read_snapshot_file};
 use crate::recovery::{self, LeftoverKind};
@@ -190,27 +191,6 @@ impl FsckReport {
         self.problems.iter().filter(move |p| p.kind == kind)
     }
 }
-
-/// Receives fsck's progress (a terminal progress bar, or nothing). Called
-/// from several threads.
-pub trait Progress: Sync {
-    /// A phase starts; `total` units of work are expected (0: unknown).
-    fn start(&self, phase: &'static str, total: u64) {
-        let _ = (phase, total);
-    }
-    /// `n` more units are done.
-    fn advance(&self, n: u64) {
-        let _ = n;
-    }
-    /// Everything is done.
-    fn finish(&self) {}
-}
-
-/// A [`Progress`] that shows nothing.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {}
 
 /// Checks the whole of `repo` (see the module docs). Fails only when the
 /// repository cannot be looked at at all; everything else is a problem in

@@ -31,6 +31,7 @@ pub mod history;
 mod id;
 mod layout;
 pub mod porcelain;
+mod progress;
 mod reach;
 mod record;
 mod recovery;
@@ -44,10 +45,11 @@ mod worktree;
 pub use clock::Timestamp;
 pub use durable::{Durability, DurableWriter, TempKind, WriteBatch, WriteError, WriteStep};
 pub use error::{Error, Result};
-pub use fsck::{Counts, FsckReport, NoProgress, Problem, ProblemKind, Progress, Severity, fsck};
+pub use fsck::{Counts, FsckReport, Problem, ProblemKind, Severity, fsck};
 pub use gc::{DEFAULT_PRUNE_AGE, GcOptions, GcReport, Removed, gc, parse_prune_age};
 pub use id::{Hasher, InvalidId, ObjectId};
 pub use layout::{Layout, MUSE_DIR, is_temp_name};
+pub use progress::{NoProgress, Progress};
 pub use record::{
     COMMIT_FORMAT_VERSION, CommitRecord, RecordStore, SnapshotRecord, commit_id, commit_to_json,
     read_commit_file, read_snapshot_file, snapshot_id, snapshot_to_json,
@@ -62,5 +64,5 @@ pub use state::{
 pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};
 pub use worktree::{
     IgnoreRules, MUSEIGNORE, SKIPPED_DIRS, SMALL_FILE, hash_tree, is_always_excluded, load_ignore,
-    scan_tree, snapshot_tree, snapshot_tree_in, store_tree, worktree_manifest,
+    scan_tree, snapshot_tree, snapshot_tree_in, snapshot_tree_with, store_tree, worktree_manifest,
 };

@@ -21,11 +21,12 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::history::ManifestDiff;
 use crate::id::ObjectId;
+use crate::progress::{NoProgress, Progress};
 use crate::record::CommitRecord;
 use crate::refs::{BranchName, Expected, Head};
 use crate::repo::Repository;
 use crate::state::{Config, MergeState, RebaseState};
-use crate::worktree::{snapshot_tree_in, worktree_manifest};
+use crate::worktree::{snapshot_tree_with, worktree_manifest};
 
 /// What [`commit`] made.
 #[derive(Debug, Clone)]
@@ -56,6 +57,16 @@ pub fn commit_manifest(
 /// side becomes the second parent and the merge state is cleared once the
 /// branch has moved. `author` defaults to the configured `user.name`.
 pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<CommitOutcome> {
+    commit_with(repo, message, author, &NoProgress)
+}
+
+/// [`commit`], reporting the files it stores to `progress`.
+pub fn commit_with(
+    repo: &Repository,
+    message: &str,
+    author: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<CommitOutcome> {
     if message.trim().is_empty() {
         return Err(Error::Invalid(
             "a commit needs a non-empty message (-m)".into(),
@@ -75,7 +86,7 @@ pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<
     // Objects, snapshot and commit record share one batch: two barriers for
     // the whole commit, and all of it durable before the branch moves.
     let batch = repo.writer().batch();
-    let snapshot = snapshot_tree_in(repo, &batch)?;
+    let snapshot = snapshot_tree_with(repo, &batch, progress)?;
     let mut parents: Vec<ObjectId> = parent.into_iter().collect();
     if let Some(merge) = &merge {
         // The other side must be a real commit: a merge commit naming a
@@ -169,6 +180,16 @@ pub struct CheckoutOutcome {
 /// working tree becomes the target's snapshot and HEAD moves to it. Without
 /// `force`, refuses when that would overwrite or remove an uncommitted change.
 pub fn checkout(repo: &Repository, target: &Head, force: bool) -> Result<CheckoutOutcome> {
+    checkout_with(repo, target, force, &NoProgress)
+}
+
+/// [`checkout`], reporting the files it writes to `progress`.
+pub fn checkout_with(
+    repo: &Repository,
+    target: &Head,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<CheckoutOutcome> {
     let refs = repo.refs();
     let (new_commit, label) = match target {
         Head::Branch(b) => (
@@ -232,11 +253,17 @@ pub fn checkout(repo: &Repository, target: &Head, force: bool) -> Result<Checkou
     let work_tree = repo.work_tree();
     let batch = repo.writer().batch();
     let objects = repo.objects().with_writer(batch.writer().clone());
+    progress.start("restoring files", to_write.len() as u64);
     to_write
         .par_iter()
-        .map(|(path, id)| objects.restore(id, work_tree, Path::new(path)))
+        .map(|(path, id)| {
+            let done = objects.restore(id, work_tree, Path::new(path));
+            progress.advance(1);
+            done
+        })
         .collect::<Result<()>>()?;
     batch.commit()?;
+    progress.finish();
     for path in &to_remove {
         remove_tracked(repo, work_tree, path)?;
     }

@@ -1,12 +1,12 @@
 //! `fsck` and `gc`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use clap::Args;
 use serde_json::json;
 
 use super::{CmdResult, Context, EXIT_INTERNAL, EXIT_USER, Failure, Format, emit, emit_json};
-use crate::fsck::{FsckReport, NoProgress, Progress, Severity, fsck as run_fsck};
+use crate::fsck::{FsckReport, Severity, fsck as run_fsck};
 use crate::gc::{GcOptions, gc as run_gc, parse_prune_age};
 
 #[derive(Debug, Args)]
@@ -16,44 +16,11 @@ pub(super) struct FsckArgs {
     format: Format,
 }
 
-/// A progress bar on stderr, shown only when stderr is a terminal.
-struct Bar(indicatif::ProgressBar);
-
-impl Progress for Bar {
-    fn start(&self, phase: &'static str, total: u64) {
-        self.0.set_message(phase);
-        self.0.set_position(0);
-        self.0.set_length(total);
-    }
-    fn advance(&self, n: u64) {
-        self.0.inc(n);
-    }
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
-}
-
-fn progress_bar() -> Option<Bar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{msg:>26} [{bar:40}] {pos}/{len} ({eta})")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    Some(Bar(bar))
-}
-
 pub(super) fn fsck(ctx: &Context, args: &FsckArgs, out: &mut dyn Write) -> CmdResult {
     // Without recovery: fsck only reads, and reports the temp files and
     // stale locks that recovery would otherwise remove before it looked.
     let repo = crate::repo::Repository::discover_without_recovery(&ctx.cwd, ctx.options.clone())?;
-    let report = match progress_bar() {
-        Some(bar) => run_fsck(&repo, &bar)?,
-        None => run_fsck(&repo, &NoProgress)?,
-    };
+    let report = super::with_progress(|progress| run_fsck(&repo, progress))?;
     match args.format {
         Format::Json => emit_json(out, &fsck_json(&report))?,
         Format::Text => {

@@ -342,3 +342,41 @@ fn emit_json(out: &mut dyn Write, value: &serde_json::Value) -> CmdResult {
 fn parse_id(text: &str) -> Result<crate::id::ObjectId, Failure> {
     crate::id::ObjectId::from_hex(text).map_err(|e| Failure::user(e.to_string()))
 }
+
+/// A progress bar on stderr, shown only when stderr is a terminal.
+pub(super) struct Bar(indicatif::ProgressBar);
+
+impl crate::progress::Progress for Bar {
+    fn start(&self, phase: &'static str, total: u64) {
+        self.0.set_message(phase);
+        self.0.set_position(0);
+        self.0.set_length(total);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn progress_bar() -> Option<Bar> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:>26} [{bar:40}] {pos}/{len} ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(Bar(bar))
+}
+
+/// Runs `f` with a progress bar on a terminal, and with none otherwise.
+pub(super) fn with_progress<T>(f: impl FnOnce(&dyn crate::progress::Progress) -> T) -> T {
+    match progress_bar() {
+        Some(bar) => f(&bar),
+        None => f(&crate::progress::NoProgress),
+    }
+}

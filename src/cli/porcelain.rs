@@ -24,7 +24,10 @@ pub(super) struct CommitArgs {
 
 pub(super) fn commit(ctx: &Context, args: &CommitArgs, out: &mut dyn Write) -> CmdResult {
     let repo = ctx.repo()?;
-    let done = porcelain::commit(&repo, &args.message, args.author.as_deref()).map_err(|e| match e {
+    let done = super::with_progress(|progress| {
+        porcelain::commit_with(&repo, &args.message, args.author.as_deref(), progress)
+    })
+    .map_err(|e| match e {
         Error::CasMismatch { branch, .. } => Failure::user(format!(
             "conflict: branch '{branch}' moved while this commit was being made; nothing was changed, commit again"
         )),
@@ -200,7 +203,9 @@ pub(super) fn checkout(ctx: &Context, args: &CheckoutArgs, out: &mut dyn Write) 
         Ok(b) if matches!(repo.refs().branch_state(&b)?, RefState::At(_)) => Head::Branch(b),
         _ => Head::Detached(resolve(&repo, &args.target)?),
     };
-    let done = porcelain::checkout(&repo, &target, args.force)?;
+    let done = super::with_progress(|progress| {
+        porcelain::checkout_with(&repo, &target, args.force, progress)
+    })?;
     match &target {
         Head::Branch(b) => emit(out, format_args!("Switched to branch '{b}'"))?,
         Head::Detached(id) => emit(out, format_args!("HEAD is now at {}", &id.to_hex()[..12]))?,

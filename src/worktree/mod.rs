@@ -33,6 +33,7 @@ use crate::durable::WriteBatch;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::layout::RESTORE_TMP_PREFIX;
+use crate::progress::{NoProgress, Progress};
 use crate::record::SnapshotRecord;
 use crate::repo::Repository;
 use crate::store::{ObjectStore, hash_stream};
@@ -196,18 +197,32 @@ fn file_id(path: &Path, buf: &mut Vec<u8>, store: Option<&ObjectStore>) -> Resul
 fn build_manifest(
     files: &[(String, PathBuf)],
     store: Option<&ObjectStore>,
+    progress: &dyn Progress,
 ) -> Result<BTreeMap<String, ObjectId>> {
+    progress.start(
+        if store.is_some() {
+            "storing files"
+        } else {
+            "hashing files"
+        },
+        files.len() as u64,
+    );
     let ids: Vec<ObjectId> = files
         .par_iter()
-        .map_init(Vec::new, |buf, (_, path)| file_id(path, buf, store))
+        .map_init(Vec::new, |buf, (_, path)| {
+            let id = file_id(path, buf, store);
+            progress.advance(1);
+            id
+        })
         .collect::<Result<_>>()?;
+    progress.finish();
     Ok(files.iter().map(|(rel, _)| rel.clone()).zip(ids).collect())
 }
 
 /// The manifest of `files` (from [`scan_tree`]) without writing anything:
 /// what `muse status` compares against a commit.
 pub fn hash_tree(files: &[(String, PathBuf)]) -> Result<BTreeMap<String, ObjectId>> {
-    build_manifest(files, None)
+    build_manifest(files, None, &NoProgress)
 }
 
 /// Stores every file of `files` (from [`scan_tree`]) in `store` and returns
@@ -216,7 +231,7 @@ pub fn store_tree(
     store: &ObjectStore,
     files: &[(String, PathBuf)],
 ) -> Result<BTreeMap<String, ObjectId>> {
-    build_manifest(files, Some(store))
+    build_manifest(files, Some(store), &NoProgress)
 }
 
 /// The manifest of `repo`'s working tree as it is now, writing nothing.
@@ -254,9 +269,18 @@ pub fn snapshot_tree(repo: &Repository) -> Result<SnapshotRecord> {
 /// [`snapshot_tree`] as part of `batch`: the objects and the record are
 /// staged, and become visible and durable when the batch is committed.
 pub fn snapshot_tree_in(repo: &Repository, batch: &WriteBatch) -> Result<SnapshotRecord> {
+    snapshot_tree_with(repo, batch, &NoProgress)
+}
+
+/// [`snapshot_tree_in`], reporting each file stored to `progress`.
+pub fn snapshot_tree_with(
+    repo: &Repository,
+    batch: &WriteBatch,
+    progress: &dyn Progress,
+) -> Result<SnapshotRecord> {
     let files = scan_tree(repo.work_tree(), &load_ignore(repo)?)?;
     let objects = repo.objects().with_writer(batch.writer().clone());
-    let manifest = store_tree(&objects, &files)?;
+    let manifest = build_manifest(&files, Some(&objects), progress)?;
     let record = SnapshotRecord::new(manifest, Timestamp::now());
     repo.records()
         .with_writer(batch.writer().clone())
