@@ -332,19 +332,7 @@ impl ObjectStore {
         }
         let mut file = open_source(source)?;
         let mut staged = self.writer.stage(&self.path(&id), TempKind::Object)?;
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; STREAM_BUFFER];
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("read", source, e)),
-            };
-            hasher.update(&buf[..n]);
-            staged.write(&buf[..n])?;
-        }
-        if hasher.finish() != id {
+        if copy_hashing(&mut file, &mut staged, source, "read")? != id {
             // Dropping `staged` removes the temp file.
             return Err(Error::SourceChanged {
                 path: source.to_path_buf(),
@@ -364,20 +352,9 @@ impl ObjectStore {
         let dest = safe_destination(work_tree, rel_path)?;
         let (mut file, _, path) = self.open_file(id)?;
         let mut staged = self.writer.stage(&dest, TempKind::Restore)?;
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; STREAM_BUFFER];
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("read object", &path, e)),
-            };
-            hasher.update(&buf[..n]);
-            staged.write(&buf[..n])?;
-        }
+        let actual = copy_hashing(&mut file, &mut staged, &path, "read object")?;
         // On a mismatch `staged` is dropped here, removing the temp file.
-        Self::check(id, path, hasher.finish())?;
+        Self::check(id, path, actual)?;
         staged.commit()?;
         Ok(())
     }
@@ -392,6 +369,29 @@ impl ObjectStore {
             shards: None,
             current: None,
         }
+    }
+}
+
+/// Copies everything `reader` yields into `staged` in fixed buffers and
+/// returns the id of exactly the bytes written. `path` and `action` name the
+/// source in a read error.
+fn copy_hashing(
+    reader: &mut impl Read,
+    staged: &mut crate::durable::Staged<'_>,
+    path: &Path,
+    action: &'static str,
+) -> Result<ObjectId> {
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; STREAM_BUFFER];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finish()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(action, path, e)),
+        };
+        hasher.update(&buf[..n]);
+        staged.write(&buf[..n])?;
     }
 }
 

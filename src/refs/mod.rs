@@ -258,7 +258,14 @@ impl RefStore {
     /// names that break Muse's rules, are skipped.
     pub fn branches(&self) -> Result<Vec<(BranchName, RefState)>> {
         let mut names = Vec::new();
-        collect_branch_names(&self.layout.heads_dir(), "", &mut names)?;
+        let mut files = Vec::new();
+        crate::reach::ref_files(&self.layout.heads_dir(), "", &mut files)?;
+        for (full, path) in files {
+            match BranchName::from_stored(&full) {
+                Ok(b) => names.push(b),
+                Err(e) => log::warn!("skipping ref file '{}': {e}", path.display()),
+            }
+        }
         names.sort();
         names
             .into_iter()
@@ -483,40 +490,6 @@ impl RefStore {
         }
         Ok(recovered)
     }
-}
-
-fn collect_branch_names(dir: &Path, prefix: &str, out: &mut Vec<BranchName>) -> Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("list", dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if is_temp_name(&name) || name.ends_with(".lock") {
-            continue;
-        }
-        let full = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let file_type = entry
-            .file_type()
-            .map_err(|e| Error::io("inspect", entry.path(), e))?;
-        if file_type.is_dir() {
-            collect_branch_names(&entry.path(), &full, out)?;
-        } else if file_type.is_file() {
-            match BranchName::from_stored(&full) {
-                Ok(b) => out.push(b),
-                Err(e) => log::warn!("skipping ref file '{}': {e}", entry.path().display()),
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Several ref updates applied all-or-nothing; see the module docs.
