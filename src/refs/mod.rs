@@ -416,19 +416,37 @@ impl RefStore {
     }
 
     /// Applies a journal's changes (idempotent), skipping reflog lines that
-    /// are already the last line of their log.
+    /// are already the last line of their log. The branch's log and HEAD's
+    /// are checked separately: the crash may have fallen between the two
+    /// appends.
     fn roll_forward(&self, journal: &Journal) -> Result<()> {
         for change in &journal.changes {
             self.write_state(&change.branch, change.new)?;
         }
         for change in &journal.changes {
-            let last = self.reflog(&change.branch)?.entries.pop();
-            let already = last.is_some_and(|e| {
-                e.old == change.old.commit().unwrap_or(ObjectId::ZERO)
-                    && Some(e.new) == change.new.commit()
-            });
-            if !already {
+            let old = change.old.commit().unwrap_or(ObjectId::ZERO);
+            let Some(new) = change.new.commit() else {
+                // A deletion: removing the reflog is idempotent.
                 self.log_change(change, &journal.message)?;
+                continue;
+            };
+            let logged = |log: Reflog| {
+                log.entries
+                    .last()
+                    .is_some_and(|e| e.old == old && e.new == new)
+            };
+            if !logged(self.reflog(&change.branch)?) {
+                self.log(
+                    &self.layout.branch_log(&change.branch),
+                    old,
+                    new,
+                    &journal.message,
+                )?;
+            }
+            if matches!(self.head(), Ok(Head::Branch(ref b)) if *b == change.branch)
+                && !logged(self.head_reflog()?)
+            {
+                self.log(&self.layout.head_log(), old, new, &journal.message)?;
             }
         }
         Ok(())

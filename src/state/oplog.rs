@@ -6,6 +6,12 @@
 //! - a crash can leave a torn last line (no final `\n`); readers ignore it
 //!   and the next append first cuts the file back to its last `\n`, so a new
 //!   record never glues onto a torn one;
+//! - a power cut during an append can also leave its region filled with
+//!   garbage (the length reached the disk, the data did not), newlines
+//!   included. Every acknowledged line was fsynced, so such debris is only
+//!   ever at the end: readers ignore a trailing run of lines that do not
+//!   parse, and the next append cuts it off first. A line that does not
+//!   parse *before* a good one is corruption and an error;
 //! - a session has one appender at a time (the session is one actor); two
 //!   concurrent appenders to one session could cut each other's line while
 //!   repairing a torn tail.
@@ -235,14 +241,19 @@ impl OpLog {
             super::corrupt(&self.ops, format!("entry could not be serialised: {e}"))
         })?;
         line.push(b'\n');
-        let cut = torn_tail_cut(&self.ops)?;
+        // Debris (unparseable complete lines) ends before any torn tail.
+        let cut = match (torn_tail_cut(&self.ops)?, debris_cut(&self.ops)?) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.writer.append(&self.ops, cut, &line)?;
         Ok(())
     }
 
     /// Every complete entry, in file order. A torn last line (no final `\n`)
-    /// is ignored; a complete line that does not parse is an error naming the
-    /// file and the line.
+    /// and a trailing run of lines that do not parse (debris of a power cut
+    /// during the last append) are ignored; a line that does not parse
+    /// followed by one that does is an error naming the file and the line.
     pub fn read(&self) -> Result<Vec<OpEntry>> {
         let Some(bytes) = super::read_optional(&self.ops)? else {
             return Ok(Vec::new());
@@ -259,17 +270,32 @@ impl OpLog {
             );
         }
         let mut entries = Vec::new();
+        let mut bad: Option<(usize, serde_json::Error)> = None;
         for (index, line) in complete.split(|&b| b == b'\n').enumerate() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let entry = serde_json::from_slice(line).map_err(|e| {
-                super::corrupt(
-                    &self.ops,
-                    format!("line {} is not an op entry: {e}", index + 1),
-                )
-            })?;
-            entries.push(entry);
+            match serde_json::from_slice(line) {
+                Ok(entry) => {
+                    if let Some((bad_index, e)) = bad {
+                        return Err(super::corrupt(
+                            &self.ops,
+                            format!("line {} is not an op entry: {e}", bad_index + 1),
+                        ));
+                    }
+                    entries.push(entry);
+                }
+                Err(e) => {
+                    bad.get_or_insert((index, e));
+                }
+            }
+        }
+        if let Some((index, _)) = bad {
+            log::debug!(
+                "ignoring unparseable lines from line {} on in '{}' (debris of a crash)",
+                index + 1,
+                self.ops.display()
+            );
         }
         Ok(entries)
     }
@@ -291,6 +317,47 @@ impl OpLog {
     pub fn read_checkpoint(&self) -> Result<Option<Checkpoint>> {
         super::read_json(&self.checkpoint)
     }
+}
+
+/// The length to cut `path` back to so that a trailing run of complete lines
+/// that do not parse as op entries (debris of a power cut) goes:
+/// `Some(len)` when there is such a run, `None` otherwise. Only the last
+/// 64 KiB are examined (debris is one unacknowledged append).
+fn debris_cut(path: &Path) -> Result<Option<u64>> {
+    const WINDOW: u64 = 64 * 1024;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let io_err = |e| Error::io("read", path, e);
+    let len = file.metadata().map_err(io_err)?.len();
+    let start = len.saturating_sub(WINDOW);
+    let mut window = vec![0u8; (len - start) as usize];
+    file.seek(SeekFrom::Start(start)).map_err(io_err)?;
+    file.read_exact(&mut window).map_err(io_err)?;
+    // The end of the last complete line.
+    let Some(mut end) = window.iter().rposition(|&b| b == b'\n').map(|p| p + 1) else {
+        return Ok(None);
+    };
+    let complete_end = end;
+    while end > 0 {
+        let body = &window[..end - 1];
+        let line_start = match body.iter().rposition(|&b| b == b'\n') {
+            Some(p) => p + 1,
+            // The line may begin before the window: treat it as good.
+            None if start > 0 => break,
+            None => 0,
+        };
+        let line = &body[line_start..];
+        if line.iter().all(u8::is_ascii_whitespace)
+            || serde_json::from_slice::<OpEntry>(line).is_ok()
+        {
+            break;
+        }
+        end = line_start;
+    }
+    Ok((end < complete_end).then_some(start + end as u64))
 }
 
 /// The length to cut `path` back to before appending: `Some(len)` up to and
@@ -420,11 +487,31 @@ mod tests {
     }
 
     #[test]
+    fn trailing_debris_of_a_power_cut_is_ignored_then_cut() -> TestResult {
+        let (_dir, repo) = repo()?;
+        let log = OpLog::new(&repo, session()?);
+        log.append(&entry(1))?;
+        // An append whose region a power cut filled with garbage, newlines
+        // included, and a torn tail after it.
+        repo.writer()
+            .append(log.ops_path(), None, b"\x07garbage\n{\"op\n\x00\x00")?;
+        assert_eq!(log.read()?, vec![entry(1)], "debris ignored");
+        log.append(&entry(2))?;
+        assert_eq!(log.read()?, vec![entry(1), entry(2)], "debris cut");
+        let text = std::fs::read_to_string(log.ops_path())?;
+        assert_eq!(text.lines().count(), 2, "{text}");
+        Ok(())
+    }
+
+    #[test]
     fn malformed_line_names_the_file() -> TestResult {
         let (_dir, repo) = repo()?;
         let log = OpLog::new(&repo, session()?);
         log.append(&entry(1))?;
         repo.writer().append(log.ops_path(), None, b"not json\n")?;
+        let mut good = serde_json::to_vec(&entry(2))?;
+        good.push(b'\n');
+        repo.writer().append(log.ops_path(), None, &good)?;
         let err = log.read().err().ok_or("malformed line accepted")?;
         let text = err.to_string();
         assert!(

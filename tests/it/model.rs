@@ -1,14 +1,24 @@
 //! Property tests: random sequences of store operations (objects, CAS
-//! updates, deletes, transactions, state files, op-log appends, reopen)
-//! against the in-memory model of `store_model.rs`, shrunk to a minimal
-//! failing sequence by proptest. `PROPTEST_CASES` raises the case count;
-//! a failure is saved by proptest and printed with its minimal sequence.
+//! updates, deletes, transactions, state files, op-log appends, reopen,
+//! power cuts between operations and in the middle of one) against the
+//! in-memory model of `store_model.rs`, on the simulated filesystem, shrunk
+//! to a minimal failing sequence by proptest.
+//!
+//! Replay: a failing case is saved to
+//! `tests/it/proptest-regressions/model.txt` (its seed) and rerun first by
+//! every later run; the minimal sequence is printed. `PROPTEST_CASES`
+//! raises the case count.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use muse_store::durable::Survivors;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
-use muse_store::{Durability, Options};
+use crate::store_model::{Expect, Op, TxChange, decode, options, run};
 
-use crate::store_model::{Expect, Op, TxChange, decode, run};
+/// Power cuts made by this module's properties so far.
+static CUTS: AtomicUsize = AtomicUsize::new(0);
 
 fn expect() -> impl Strategy<Value = Expect> {
     prop_oneof![
@@ -27,7 +37,16 @@ fn tx_change() -> impl Strategy<Value = TxChange> {
     ]
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn survivors() -> impl Strategy<Value = Survivors> {
+    prop_oneof![
+        1 => Just(Survivors::Nothing),
+        1 => Just(Survivors::Everything),
+        3 => any::<u64>().prop_map(Survivors::Random),
+    ]
+}
+
+/// An operation that is not a cut.
+fn plain_op() -> impl Strategy<Value = Op> {
     let branch = 0u8..5;
     prop_oneof![
         2 => proptest::collection::vec(any::<u8>(), 0..24).prop_map(Op::WriteObject),
@@ -45,28 +64,56 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn options() -> Options {
-    // No fsyncs: the model checks logic, not durability (the power-cut and
-    // SIGKILL suites check that), and this keeps 64 cases within seconds.
-    Options {
-        durability: Durability::None,
-        ..Options::default()
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => plain_op(),
+        2 => survivors().prop_map(|survivors| Op::PowerCut { survivors }),
+        4 => (plain_op(), any::<u8>(), survivors()).prop_map(|(op, after, survivors)| {
+            Op::CrashMidOp { op: Box::new(op), after, survivors }
+        }),
+    ]
+}
+
+fn scratch() -> Result<tempfile::TempDir, TestCaseError> {
+    // On tmpfs when there is one: every cut materialises a directory.
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::Builder::new()
+            .prefix("muse-model-")
+            .tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    };
+    dir.map_err(|e| TestCaseError::fail(e.to_string()))
+}
+
+fn check(ops: &[Op]) -> Result<(), TestCaseError> {
+    let dir = scratch()?;
+    match run(dir.path(), &options(), ops) {
+        Ok(cuts) => {
+            CUTS.fetch_add(cuts, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(message) => Err(TestCaseError::fail(message)),
+    }
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config())]
 
     #[test]
     fn store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-        if let Err(message) = run(dir.path(), options(), &ops) {
-            return Err(TestCaseError::fail(message));
-        }
+        check(&ops)?;
     }
 
     /// The fuzz target's byte decoder, driven by proptest: the same model,
@@ -75,10 +122,7 @@ proptest! {
     fn decoded_byte_sequences_agree_with_the_model(
         bytes in proptest::collection::vec(any::<u8>(), 0..160)
     ) {
-        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let ops = decode(&bytes, 48);
-        if let Err(message) = run(dir.path(), options(), &ops) {
-            return Err(TestCaseError::fail(message));
-        }
+        check(&decode(&bytes, 48))?;
+        println!("model: {} power cuts so far", CUTS.load(Ordering::Relaxed));
     }
 }
