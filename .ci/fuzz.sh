@@ -16,6 +16,10 @@ cargo fuzz build
 for target in $(cargo fuzz list); do
     echo "fuzz: ${target} for ${seconds}s"
     mkdir -p "corpus/${target}"
+    extra=()
+    # The model target needs operation sequences longer than libFuzzer's
+    # default growth allows in a short run.
+    [ "${target}" = store_model ] && extra=(-max_len=256 -len_control=0)
     cargo fuzz run "${target}" "corpus/${target}" -- \
-        -max_total_time="${seconds}" -rss_limit_mb=2048 -timeout=10
+        -max_total_time="${seconds}" -rss_limit_mb=2048 -timeout=10 "${extra[@]}"
 done
