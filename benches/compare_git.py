@@ -161,6 +161,20 @@ def median_of(setup, measure, cold=False):
     return statistics.median(times)
 
 
+def interleaved(sides, setup, measure, cold):
+    """Median per side, with the sides taking turns within each run, so that
+    machine state (writeback, ext4's scan past recently deleted inodes after
+    the previous setup's cleanup) falls on every side alike."""
+    times = {(s.name, s.durable): [] for s in sides}
+    for r in range(RUNS):
+        for side in sides:
+            ctx = setup(side)(r)
+            if cold:
+                drop_caches()
+            times[(side.name, side.durable)].append(timed(lambda: measure(side)(ctx)))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def workloads(files, size, label, sides):
     rows = []
 
@@ -188,10 +202,8 @@ def workloads(files, size, label, sides):
          lambda side: (lambda r: prep_commit(side, committed_tree(side, r))),
          lambda side: (lambda tree: side.fsck(tree))),
     ]):
-        result = {}
         cold = measure_name.startswith("commit fresh tree")
-        for side in sides:
-            result[(side.name, side.durable)] = median_of(setup(side), measure(side), cold)
+        result = interleaved(sides, setup, measure, cold)
         rows.append((measure_name, result))
         print_row(measure_name, result)
     return rows
