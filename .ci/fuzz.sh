@@ -12,6 +12,8 @@ fi
 # accepts them with RUSTC_BOOTSTRAP=1.
 export RUSTC_BOOTSTRAP=1
 seconds="${FUZZ_SECONDS:-20}"
+# A fixed seed makes a CI run repeat the same search, so a crash it finds
+# can be reproduced here; longer runs with other seeds are in docs/testing.md.
 cargo fuzz build
 for target in $(cargo fuzz list); do
     echo "fuzz: ${target} for ${seconds}s"
@@ -21,5 +23,5 @@ for target in $(cargo fuzz list); do
     # default growth allows in a short run.
     [ "${target}" = store_model ] && extra=(-max_len=256 -len_control=0)
     cargo fuzz run "${target}" "corpus/${target}" -- \
-        -max_total_time="${seconds}" -rss_limit_mb=2048 -timeout=10 "${extra[@]}"
+        -seed=1 -max_total_time="${seconds}" -rss_limit_mb=2048 -timeout=10 "${extra[@]}"
 done

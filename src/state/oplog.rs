@@ -341,6 +341,10 @@ fn debris_cut(path: &Path) -> Result<Option<u64>> {
         return Ok(None);
     };
     let complete_end = end;
+    // Blank lines are skipped, as the reader skips them: they neither end
+    // the debris nor are debris themselves. Cut at the first bad line after
+    // the last good one.
+    let mut cut = complete_end;
     while end > 0 {
         let body = &window[..end - 1];
         let line_start = match body.iter().rposition(|&b| b == b'\n') {
@@ -350,14 +354,15 @@ fn debris_cut(path: &Path) -> Result<Option<u64>> {
             None => 0,
         };
         let line = &body[line_start..];
-        if line.iter().all(u8::is_ascii_whitespace)
-            || serde_json::from_slice::<OpEntry>(line).is_ok()
-        {
-            break;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            if serde_json::from_slice::<OpEntry>(line).is_ok() {
+                break;
+            }
+            cut = line_start;
         }
         end = line_start;
     }
-    Ok((end < complete_end).then_some(start + end as u64))
+    Ok((cut < complete_end).then_some(start + cut as u64))
 }
 
 /// The length to cut `path` back to before appending: `Some(len)` up to and
@@ -500,6 +505,25 @@ mod tests {
         assert_eq!(log.read()?, vec![entry(1), entry(2)], "debris cut");
         let text = std::fs::read_to_string(log.ops_path())?;
         assert_eq!(text.lines().count(), 2, "{text}");
+        Ok(())
+    }
+
+    /// Found by the `state_files` fuzz target: debris with blank lines around
+    /// it (`"\n\xff\n\n"`) was read as empty but not cut, so the next append
+    /// followed a bad line and the log became unreadable.
+    #[test]
+    fn debris_between_blank_lines_is_cut_too() -> TestResult {
+        let (_dir, repo) = repo()?;
+        let log = OpLog::new(&repo, session()?);
+        repo.writer().append(log.ops_path(), None, b"\n\xff\n\n")?;
+        assert_eq!(log.read()?, Vec::new(), "debris ignored");
+        log.append(&entry(1))?;
+        assert_eq!(log.read()?, vec![entry(1)], "debris cut, log readable");
+        log.append(&entry(2))?;
+        repo.writer()
+            .append(log.ops_path(), None, b"\n\n{bad\n\n")?;
+        log.append(&entry(3))?;
+        assert_eq!(log.read()?, vec![entry(1), entry(2), entry(3)]);
         Ok(())
     }
 
