@@ -227,9 +227,14 @@ pub fn checkout_with(
         if theirs == work {
             continue;
         }
-        // A local change (work differs from HEAD) that the checkout would
-        // overwrite or remove, unless the target leaves the file as HEAD had it.
-        if !force && work != ours && theirs != ours {
+        // The target has this path as HEAD has it: a local change (edit,
+        // deletion, untracked file) is carried over untouched, as git does.
+        // Only --force makes the target win everywhere.
+        if theirs == ours && !force {
+            continue;
+        }
+        // A local change that the checkout would overwrite or remove.
+        if !force && work != ours {
             conflicts.push(path.clone());
             continue;
         }
@@ -246,11 +251,26 @@ pub fn checkout_with(
             conflicts.join(", ")
         )));
     }
+    let work_tree = repo.work_tree();
+    // A path that turns from a file into a directory (or back) can only be
+    // written once the old one is gone. Then every object is verified first,
+    // so a damaged one still stops the checkout before any file changes,
+    // and the removals run before the writes.
+    let reshaped = file_dir_swaps(&to_write, &to_remove);
+    if reshaped {
+        to_write
+            .par_iter()
+            .map(|(_, id)| repo.objects().verify(id).map(|_| ()))
+            .collect::<Result<()>>()?;
+        for path in &to_remove {
+            remove_tracked(repo, work_tree, path)?;
+        }
+    }
     // Every file is written to a temp file in one batch, each verified as it
     // is copied; only when all are complete and durable are they renamed
     // into place. A damaged object therefore stops the checkout (the batch
-    // is dropped, its temp files removed) before any file changes.
-    let work_tree = repo.work_tree();
+    // is dropped, its temp files and new directories removed) before any
+    // file changes.
     let batch = repo.writer().batch();
     let objects = repo.objects().with_writer(batch.writer().clone());
     progress.start("restoring files", to_write.len() as u64);
@@ -264,8 +284,10 @@ pub fn checkout_with(
         .collect::<Result<()>>()?;
     batch.commit()?;
     progress.finish();
-    for path in &to_remove {
-        remove_tracked(repo, work_tree, path)?;
+    if !reshaped {
+        for path in &to_remove {
+            remove_tracked(repo, work_tree, path)?;
+        }
     }
     let from = match refs.head()? {
         Head::Branch(b) => b.to_string(),
@@ -276,6 +298,21 @@ pub fn checkout_with(
         restored: to_write.len(),
         removed: to_remove.len(),
     })
+}
+
+/// Whether a path to write lies under a path to remove (file `a` becomes
+/// directory `a/`) or a path to remove lies under a path to write (the
+/// reverse).
+fn file_dir_swaps(to_write: &[(String, ObjectId)], to_remove: &[String]) -> bool {
+    let removed: std::collections::BTreeSet<&str> = to_remove.iter().map(String::as_str).collect();
+    let written: std::collections::BTreeSet<&str> =
+        to_write.iter().map(|(p, _)| p.as_str()).collect();
+    let has_ancestor_in = |path: &str, set: &std::collections::BTreeSet<&str>| {
+        path.match_indices('/')
+            .any(|(i, _)| set.contains(&path[..i]))
+    };
+    written.iter().any(|p| has_ancestor_in(p, &removed))
+        || removed.iter().any(|p| has_ancestor_in(p, &written))
 }
 
 /// Removes a tracked file from the working tree and the directories that

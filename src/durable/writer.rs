@@ -324,11 +324,11 @@ impl DurableWriter {
             // then it stays pending, so a writer outside the batch syncs the
             // parent itself before trusting it.
             match self.vfs.create_dir(dir) {
-                Ok(()) => {}
+                // Only directories this batch created are its to remove.
+                Ok(()) => lock_ignoring_poison(&batch.dirs).push(dir.to_path_buf()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
                 Err(e) => return Err(WriteError::failed(dir, WriteStep::CreateDir, e)),
             }
-            lock_ignoring_poison(&batch.dirs).push(dir.to_path_buf());
             return Ok(());
         }
         match self.vfs.create_dir(dir) {
@@ -642,6 +642,7 @@ impl WriteBatch {
         };
         if let Err(e) = self.writer.barrier(&anchor) {
             cleanup(0);
+            self.remove_created_dirs(&dirs);
             return Err(WriteError::failed(first_target, WriteStep::Fsync, e));
         }
         if self.writer.durability != Durability::None {
@@ -666,6 +667,17 @@ impl WriteBatch {
     }
 }
 
+impl WriteBatch {
+    /// Removes the directories this batch created, newest first, when they
+    /// are empty (a batch that publishes nothing leaves no trace).
+    fn remove_created_dirs(&self, dirs: &[PathBuf]) {
+        for dir in dirs.iter().rev() {
+            // Not empty (someone else wrote there) or gone: leave it.
+            let _ = self.writer.vfs.remove_dir(dir);
+        }
+    }
+}
+
 impl Drop for WriteBatch {
     fn drop(&mut self) {
         if self.committed {
@@ -678,6 +690,8 @@ impl Drop for WriteBatch {
                 log::warn!("could not remove temp file '{}': {e}", temp.display());
             }
         }
+        let dirs = std::mem::take(&mut *lock_ignoring_poison(&self.state.dirs));
+        self.remove_created_dirs(&dirs);
     }
 }
 

@@ -420,10 +420,27 @@ impl RefStore {
     /// are checked separately: the crash may have fallen between the two
     /// appends.
     fn roll_forward(&self, journal: &Journal) -> Result<()> {
+        // A ref that holds neither the journal's old nor its new value was
+        // moved by a later writer (one that took over the dead owner's lock
+        // before any open recovered the journal): that later, acknowledged
+        // update wins and this change is not replayed over it.
+        let mut changes = Vec::with_capacity(journal.changes.len());
         for change in &journal.changes {
+            let now = self.branch_state(&change.branch)?;
+            if now == change.old || now == change.new {
+                changes.push(change);
+            } else {
+                log::warn!(
+                    "not replaying transaction {} on '{}': it was moved since ({now:?})",
+                    journal.transaction_id,
+                    change.branch
+                );
+            }
+        }
+        for change in &changes {
             self.write_state(&change.branch, change.new)?;
         }
-        for change in &journal.changes {
+        for change in changes {
             let old = change.old.commit().unwrap_or(ObjectId::ZERO);
             let Some(new) = change.new.commit() else {
                 // A deletion: removing the reflog is idempotent.

@@ -474,3 +474,80 @@ fn history_plumbing_on_a_small_graph() -> TestResult {
     ));
     Ok(())
 }
+
+#[test]
+fn checkout_carries_an_uncommitted_edit_the_target_does_not_touch() -> TestResult {
+    let (dir, repo) = scratch()?;
+    write(dir.path(), "f.txt", b"a")?;
+    write(dir.path(), "g.txt", b"g1")?;
+    porcelain::commit(&repo, "base", None)?;
+    let refs = repo.refs();
+    refs.update(
+        &BranchName::new("other")?,
+        refs.head_commit()?.ok_or("head")?,
+        muse_store::Expected::Absent,
+        "b",
+    )?;
+    write(dir.path(), "g.txt", b"g2")?;
+    porcelain::commit(&repo, "main moves g", None)?;
+    write(dir.path(), "f.txt", b"LOCAL WORK")?;
+    porcelain::checkout(&repo, &Head::Branch(BranchName::new("other")?), false)?;
+    assert_eq!(
+        std::fs::read(dir.path().join("f.txt"))?,
+        b"LOCAL WORK",
+        "the edit is carried over"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("g.txt"))?,
+        b"g1",
+        "the target's change is applied"
+    );
+    porcelain::checkout(&repo, &Head::Branch(BranchName::new("main")?), true)?;
+    assert_eq!(
+        std::fs::read(dir.path().join("f.txt"))?,
+        b"a",
+        "--force makes the target win"
+    );
+    Ok(())
+}
+
+#[test]
+fn checkout_turns_a_file_into_a_directory_and_back() -> TestResult {
+    let (dir, repo) = scratch()?;
+    write(dir.path(), "a", b"file a")?;
+    let as_file = porcelain::commit(&repo, "a is a file", None)?;
+    std::fs::remove_file(dir.path().join("a"))?;
+    write(dir.path(), "a/b", b"inside a")?;
+    let as_dir = porcelain::commit(&repo, "a is a directory", None)?;
+    porcelain::checkout(&repo, &Head::Detached(as_file.commit.commit_id), false)?;
+    assert_eq!(std::fs::read(dir.path().join("a"))?, b"file a");
+    porcelain::checkout(&repo, &Head::Detached(as_dir.commit.commit_id), false)?;
+    assert_eq!(std::fs::read(dir.path().join("a/b"))?, b"inside a");
+    // A damaged object still stops such a checkout before any change.
+    damage_object(&repo, &ObjectId::hash(b"file a"), Damage::Zeroed)?;
+    let before = tree(dir.path())?;
+    let err = porcelain::checkout(&repo, &Head::Detached(as_file.commit.commit_id), false)
+        .expect_err("damaged object");
+    assert!(err.to_string().contains("integrity check"), "{err}");
+    assert_eq!(tree(dir.path())?, before, "nothing changed");
+    Ok(())
+}
+
+#[test]
+fn failed_checkout_leaves_no_new_directory_behind() -> TestResult {
+    let (dir, repo) = scratch()?;
+    write(dir.path(), "top.txt", b"top")?;
+    let first = porcelain::commit(&repo, "one", None)?;
+    write(dir.path(), "new/deep/file.txt", b"deep")?;
+    let second = porcelain::commit(&repo, "two", None)?;
+    porcelain::checkout(&repo, &Head::Detached(first.commit.commit_id), false)?;
+    assert!(!dir.path().join("new").exists());
+    damage_object(&repo, &ObjectId::hash(b"deep"), Damage::FlippedBit)?;
+    porcelain::checkout(&repo, &Head::Detached(second.commit.commit_id), false)
+        .expect_err("damaged object");
+    assert!(
+        !dir.path().join("new").exists(),
+        "directories made for the failed checkout are gone"
+    );
+    Ok(())
+}

@@ -602,3 +602,50 @@ fn muse_written_fixture_refs_and_reflog_read_back() -> TestResult {
     );
     Ok(())
 }
+
+/// A journal left by a dead process must not be replayed over a later,
+/// acknowledged update made by a writer that took over the dead lock before
+/// any open recovered the journal.
+#[test]
+fn recovery_never_replays_a_journal_over_a_later_update() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let repo = Repository::init(dir.path())?;
+    let refs = repo.refs();
+    refs.update(&branch("a"), id(1), Expected::Absent, "setup")?;
+    refs.update(&branch("b"), id(2), Expected::Absent, "setup")?;
+    let script = format!(
+        "update a {} {}\nupdate b {} {}\n",
+        id(10),
+        id(1),
+        id(20),
+        id(2)
+    );
+    let (code, _, _) = muse_env(
+        dir.path(),
+        &["plumbing", "update-ref", "--stdin", "--no-verify"],
+        &[("MUSE_CRASH_AT", "ref-txn-first-applied")],
+        Some(&script),
+    )?;
+    assert_ne!(code, 0, "the child must have died");
+    // A writer that opened the repository without recovering moves `b`.
+    let live = Repository::open_without_recovery(dir.path(), Options::default())?;
+    let current = live.refs().branch(&branch("b"))?;
+    live.refs().update(
+        &branch("b"),
+        id(99),
+        current.map_or(Expected::Absent, Expected::Value),
+        "later",
+    )?;
+    let repo = Repository::open(dir.path())?;
+    assert_eq!(
+        repo.refs().branch(&branch("b"))?,
+        Some(id(99)),
+        "the later update survives"
+    );
+    assert_eq!(
+        repo.refs().branch(&branch("a"))?,
+        Some(id(10)),
+        "the rest is rolled forward"
+    );
+    Ok(())
+}
