@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::layout::{Layout, is_temp_name};
 use crate::progress::Progress;
-use crate::reach::{Reachable, collect_roots};
+use crate::reach::Reachable;
 use crate::record::{read_commit_file, read_snapshot_file};
 use crate::recovery::{self, LeftoverKind};
 use crate::repo::Repository;
@@ -242,18 +242,10 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
 
     // 2. Refs, reflogs and state files naming commits; reachability.
     progress.start("checking refs and records", 0);
-    let roots = collect_roots(repo, &mut problems);
+    let (roots, reach) = Reachable::from_roots(repo, &present, &mut problems);
     counts.branches = roots.branches as u64;
     counts.reflogs = roots.reflogs as u64;
     counts.reflog_entries = roots.reflog_entries as u64;
-    let mut reach = Reachable::default();
-    reach.walk(
-        repo,
-        &roots.commits,
-        &roots.snapshots,
-        &present,
-        &mut problems,
-    );
     counts.reachable_commits = reach.commits.len() as u64;
     counts.reachable_snapshots = reach.snapshots.len() as u64;
     counts.reachable_objects = reach.objects.len() as u64;

@@ -41,7 +41,7 @@ use crate::error::{Error, Result};
 use crate::fsck::{Problem, Severity};
 use crate::id::ObjectId;
 use crate::layout::{Layout, is_temp_name};
-use crate::reach::{Reachable, Root, collect_roots};
+use crate::reach::{Reachable, Root};
 use crate::recovery::{self, LeftoverKind};
 use crate::repo::Repository;
 
@@ -144,15 +144,7 @@ pub fn gc(repo: &Repository, options: &GcOptions) -> Result<GcReport> {
     if let Some(cutoff) = cutoff {
         let present: HashSet<ObjectId> = list_object_ids(layout)?.into_iter().collect();
         let mut problems = Vec::new();
-        let roots = collect_roots(repo, &mut problems);
-        let mut reach = Reachable::default();
-        reach.walk(
-            repo,
-            &roots.commits,
-            &roots.snapshots,
-            &present,
-            &mut problems,
-        );
+        let (_, mut reach) = Reachable::from_roots(repo, &present, &mut problems);
         refuse_on_damage(&problems)?;
 
         // Unreachable records too young to prune may be about to be named

@@ -319,6 +319,17 @@ pub(crate) fn ref_files(
     prefix: &str,
     out: &mut Vec<(String, PathBuf)>,
 ) -> Result<(), Error> {
+    collect_ref_files(dir, prefix, out)?;
+    // Sorted once, not at every level of the recursion.
+    out.sort();
+    Ok(())
+}
+
+fn collect_ref_files(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, PathBuf)>,
+) -> Result<(), Error> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -341,12 +352,11 @@ pub(crate) fn ref_files(
             .file_type()
             .map_err(|e| Error::io("inspect", entry.path(), e))?;
         if file_type.is_dir() {
-            ref_files(&entry.path(), &full, out)?;
+            collect_ref_files(&entry.path(), &full, out)?;
         } else if file_type.is_file() {
             out.push((full, entry.path()));
         }
     }
-    out.sort();
     Ok(())
 }
 
@@ -359,6 +369,19 @@ pub(crate) struct Reachable {
 }
 
 impl Reachable {
+    /// Reads every root ([`collect_roots`]) and walks from all of them: what
+    /// fsck and gc both start with.
+    pub(crate) fn from_roots(
+        repo: &Repository,
+        present: &HashSet<ObjectId>,
+        problems: &mut Vec<Problem>,
+    ) -> (Roots, Self) {
+        let roots = collect_roots(repo, problems);
+        let mut reach = Self::default();
+        reach.walk(repo, &roots.commits, &roots.snapshots, present, problems);
+        (roots, reach)
+    }
+
     /// Walks from `commit_roots` and `snapshot_roots`, adding to what was
     /// reached before (so a second call with more roots only reads what is
     /// new). Every record read is verified. A missing or corrupt record or a

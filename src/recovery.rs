@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::layout::{Layout, is_temp_name};
+use crate::refs::RefStore;
 use crate::refs::{FileLock, LockOwner};
 use crate::repo::Repository;
 
@@ -100,7 +101,15 @@ pub(crate) fn recover(
     shards: Shards,
 ) -> Result<RecoveryReport> {
     let mut report = RecoveryReport {
-        transactions: repo.refs().recover()?,
+        // Built without reading config.toml (no author is needed: replayed
+        // reflog lines name the journal's own author), so a clean open only
+        // lists directories.
+        transactions: RefStore::new(
+            repo.layout().clone(),
+            repo.writer().clone(),
+            "unknown".to_owned(),
+        )
+        .recover()?,
         ..RecoveryReport::default()
     };
     let now = SystemTime::now();

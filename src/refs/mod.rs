@@ -420,13 +420,18 @@ impl RefStore {
     /// are checked separately: the crash may have fallen between the two
     /// appends.
     fn roll_forward(&self, journal: &Journal) -> Result<()> {
+        // Replayed reflog lines name whoever made the transaction.
+        let refs = Self {
+            author: journal.author.clone(),
+            ..self.clone()
+        };
         // A ref that holds neither the journal's old nor its new value was
         // moved by a later writer (one that took over the dead owner's lock
         // before any open recovered the journal): that later, acknowledged
         // update wins and this change is not replayed over it.
         let mut changes = Vec::with_capacity(journal.changes.len());
         for change in &journal.changes {
-            let now = self.branch_state(&change.branch)?;
+            let now = refs.branch_state(&change.branch)?;
             if now == change.old || now == change.new {
                 changes.push(change);
             } else {
@@ -438,13 +443,13 @@ impl RefStore {
             }
         }
         for change in &changes {
-            self.write_state(&change.branch, change.new)?;
+            refs.write_state(&change.branch, change.new)?;
         }
         for change in changes {
             let old = change.old.commit().unwrap_or(ObjectId::ZERO);
             let Some(new) = change.new.commit() else {
                 // A deletion: removing the reflog is idempotent.
-                self.log_change(change, &journal.message)?;
+                refs.log_change(change, &journal.message)?;
                 continue;
             };
             let logged = |log: Reflog| {
@@ -452,18 +457,18 @@ impl RefStore {
                     .last()
                     .is_some_and(|e| e.old == old && e.new == new)
             };
-            if !logged(self.reflog(&change.branch)?) {
-                self.log(
-                    &self.layout.branch_log(&change.branch),
+            if !logged(refs.reflog(&change.branch)?) {
+                refs.log(
+                    &refs.layout.branch_log(&change.branch),
                     old,
                     new,
                     &journal.message,
                 )?;
             }
-            if matches!(self.head(), Ok(Head::Branch(ref b)) if *b == change.branch)
-                && !logged(self.head_reflog()?)
+            if matches!(refs.head(), Ok(Head::Branch(ref b)) if *b == change.branch)
+                && !logged(refs.head_reflog()?)
             {
-                self.log(&self.layout.head_log(), old, new, &journal.message)?;
+                refs.log(&refs.layout.head_log(), old, new, &journal.message)?;
             }
         }
         Ok(())
