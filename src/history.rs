@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use crate::error::Result;
 use crate::id::ObjectId;
+use crate::name::BranchName;
 use crate::record::{CommitRecord, RecordStore};
-use crate::refs::BranchName;
 
 /// Commits reachable from `tip`, newest first: a breadth-first walk that
 /// follows both parents (or only first parents), stopping before `stop_at`

@@ -9,26 +9,10 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use crate::id::ObjectId;
-use crate::refs::BranchName;
-use crate::state::SessionId;
+use crate::name::{BranchName, SessionId};
 
 /// The name of the directory that holds a repository inside its working tree.
 pub const MUSE_DIR: &str = ".muse";
-
-/// Prefix of temp files that will become objects.
-pub const OBJECT_TMP_PREFIX: &str = ".obj-tmp-";
-/// Prefix of temp files that will become state files and records.
-pub const STATE_TMP_PREFIX: &str = ".muse-tmp-";
-/// Prefix of temp files that will become working-tree files.
-pub const RESTORE_TMP_PREFIX: &str = ".restore-tmp-";
-
-/// Whether a file name is one of this project's temp files.
-#[must_use]
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with(OBJECT_TMP_PREFIX)
-        || name.starts_with(STATE_TMP_PREFIX)
-        || name.starts_with(RESTORE_TMP_PREFIX)
-}
 
 /// The paths of one repository.
 #[derive(Debug, Clone)]
@@ -264,13 +248,5 @@ mod tests {
         let hex = id.to_hex();
         assert_eq!(Layout::object_id_from_parts(&hex[..2], &hex[2..]), Some(id));
         assert_eq!(Layout::object_id_from_parts("e3", ".obj-tmp-1234"), None);
-    }
-
-    #[test]
-    fn temp_names_are_recognised() {
-        assert!(is_temp_name(".obj-tmp-abc"));
-        assert!(is_temp_name(".muse-tmp-abc"));
-        assert!(is_temp_name(".restore-tmp-abc"));
-        assert!(!is_temp_name("HEAD"));
     }
 }

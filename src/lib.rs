@@ -2,67 +2,116 @@
 //! control, in the on-disk format of the Muse version-control system.
 //!
 //! - Objects live at `.muse/objects/<2 hex>/<62 hex>`, named by the SHA-256 of
-//!   their bytes; every read checks the bytes against the id first.
-//! - Every file the repository persists goes through one
-//!   [`DurableWriter`]: temp file in the target's directory, write, fsync,
-//!   rename, fsync the directory.
+//!   their bytes; every read checks the bytes against the id first. Commit
+//!   and snapshot records are re-hashed on read too.
+//! - Every file the repository persists goes through one [`DurableWriter`]:
+//!   temp file in the target's directory, write, fsync, rename, fsync the
+//!   directory.
+//! - Refs move by compare-and-swap under a lock; multi-ref [`Transaction`]s
+//!   are journaled and finished on the next open after a crash.
 //!
 //! ```
 //! # fn main() -> muse_store::Result<()> {
-//! use muse_store::{Durability, Options, Repository};
+//! use muse_store::{Durability, NewCommit, Options, Repository};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let options = Options { durability: Durability::None, ..Options::default() };
 //! let repo = Repository::init_with(dir.path(), options)?;
 //! let (id, stored) = repo.objects().write(b"hello world\n")?;
 //! assert!(stored);
-//! assert_eq!(&*repo.objects().read(&id)?, b"hello world\n");
+//! assert_eq!(repo.objects().read(&id)?, b"hello world\n");
+//!
+//! let made = repo.commit_files([("hello.txt", "hello world\n")], &NewCommit::new("hello"))?;
+//! assert_eq!(repo.resolve("HEAD")?, made.commit.commit_id);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Threads, processes and blocking
+//!
+//! [`Repository`] and the stores it hands out are `Send + Sync` and cheap to
+//! clone. That is a statement about this process's memory; across processes
+//! the guarantees are the repository's own: ref updates are compare-and-swap
+//! under lock files, so concurrent writers (threads or processes) never lose
+//! an update, and a crash at any instant leaves old or new content, never a
+//! mix (docs/durability.md states what each operation promises).
+//!
+//! Every call blocks the calling thread until its I/O is done. Work that
+//! fans out over many files (hashing a working tree, verifying objects,
+//! checkout, fsck) runs on rayon's global thread pool; configure that pool
+//! (`rayon::ThreadPoolBuilder::build_global`) before the first call to bound
+//! it.
+//!
+//! # Platforms
+//!
+//! Linux only. The writer relies on `syncfs(2)` for batch barriers,
+//! `renameat2(RENAME_NOREPLACE)` for lock files, fsync of directories, and
+//! `O_NOFOLLOW`; on other Unix systems those calls do not exist or mean less
+//! (macOS `fsync` does not reach the disk), and nothing here is built or
+//! tested for Windows.
+//!
+//! # Cargo features
+//!
+//! - `cli` (default): the `muse` binary (clap, indicatif). The library
+//!   builds without it: `cargo build --lib --no-default-features`.
+//! - `testing`: the simulated and fault-injecting filesystems in
+//!   [`testing`], for crash tests of code built on this crate.
+//! - `failpoints`: environment-driven crash points and barriers for this
+//!   crate's own crash and race tests. A default build contains none.
 
-pub mod cli;
+#![deny(missing_docs)]
+
 mod clock;
-pub mod durable;
+mod durable;
 mod error;
-mod fsck;
-mod gc;
-pub mod history;
+mod failpoint;
+mod files;
+mod history;
 mod id;
 mod layout;
-pub mod porcelain;
+mod maint;
+mod name;
+mod porcelain;
 mod progress;
-mod reach;
 mod record;
-mod recovery;
-pub mod refs;
+mod refs;
 mod repo;
+mod revision;
 mod state;
 mod store;
-mod testhook;
+mod sys;
 mod worktree;
 
+#[cfg(test)]
+mod testutil;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use clock::Timestamp;
-pub use durable::{Durability, DurableWriter, TempKind, WriteBatch, WriteError, WriteStep};
-pub use error::{Error, Result};
-pub use fsck::{Counts, FsckReport, Problem, ProblemKind, Severity, fsck};
-pub use gc::{DEFAULT_PRUNE_AGE, GcOptions, GcReport, Removed, gc, parse_prune_age};
+pub use durable::{
+    Durability, DurableWriter, FileLock, LockError, LockOwner, RealFs, Staged, TempKind, Vfs,
+    VfsFile, WriteBatch, WriteError, WriteStep, is_temp_name,
+};
+pub use error::{
+    CasConflict, Error, Expected, InvalidName, ObjectCorruption, RecordCorruption, Result,
+};
+pub use history::{ManifestDiff, RevName, ancestors, merge_base, name_revs, walk};
 pub use id::{Hasher, InvalidId, ObjectId};
-pub use layout::{Layout, MUSE_DIR, is_temp_name};
+pub use layout::{Layout, MUSE_DIR};
+pub use maint::{
+    Counts, DEFAULT_PRUNE_AGE, FsckReport, GcOptions, GcReport, Problem, ProblemKind, Removed,
+    Severity, fsck, gc, parse_prune_age,
+};
+pub use name::{BranchName, SessionId, validate_remote_name};
+pub use porcelain::{CheckoutOutcome, Status, checkout, commit_worktree, worktree_status};
 pub use progress::{NoProgress, Progress};
-pub use record::{
-    COMMIT_FORMAT_VERSION, CommitRecord, RecordStore, SnapshotRecord, commit_id, commit_to_json,
-    read_commit_file, read_snapshot_file, snapshot_id, snapshot_to_json,
+pub use record::{CommitRecord, RecordStore, SnapshotRecord, commit_id, snapshot_id};
+pub use refs::{Head, RefChange, RefState, RefStore, Reflog, ReflogEntry, Transaction};
+pub use repo::{
+    CommitOutcome, Config, DEFAULT_TEMP_GRACE, NewCommit, Options, RecoveryReport, Remote,
+    RepoInfo, Repository,
 };
-pub use recovery::{DEFAULT_TEMP_GRACE, RecoveryReport};
-pub use refs::{BranchName, Expected, Head, RefState, RefStore, Transaction};
-pub use repo::{Options, RepoInfo, Repository, SCHEMA_VERSION};
-pub use state::{
-    Checkpoint, Config, Intent, MergeState, OpEntry, OpLog, RebaseState, Remote, Reservation,
-    SessionId, validate_remote_name,
-};
-pub use store::{ObjectBytes, ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader};
-pub use worktree::{
-    IgnoreRules, MUSEIGNORE, SKIPPED_DIRS, SMALL_FILE, hash_tree, is_always_excluded, load_ignore,
-    scan_tree, snapshot_tree, snapshot_tree_in, snapshot_tree_with, store_tree, worktree_manifest,
-};
+pub use state::{Checkpoint, Intent, MergeState, OpEntry, OpLog, RebaseState, Reservation};
+pub use store::{ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader, hash_file};
+pub use worktree::{IgnoreRules, snapshot_worktree, worktree_manifest};

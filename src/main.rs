@@ -1,4 +1,8 @@
-//! The `muse` binary: a thin shell over [`muse_store::cli::run`].
+//! The `muse` binary: argument parsing and output over the `muse_store`
+//! library. The command line is one embedder of the library among others: it
+//! uses only the library's public API.
+
+mod cli;
 
 use std::process::ExitCode;
 
@@ -8,6 +12,6 @@ fn main() -> ExitCode {
     // to it from rayon worker threads, which would block forever on a lock
     // held by this thread while it waits for them.
     let mut stderr = std::io::stderr();
-    let code = muse_store::cli::run(std::env::args_os(), &mut stdout.lock(), &mut stderr);
+    let code = cli::run(std::env::args_os(), &mut stdout.lock(), &mut stderr);
     ExitCode::from(code)
 }

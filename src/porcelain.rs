@@ -12,128 +12,59 @@
 //!   unless forced, restores files through the store's verified restore
 //!   (atomic replace, fresh mtime, no symlink followed) and moves HEAD last.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::history::ManifestDiff;
 use crate::id::ObjectId;
-use crate::progress::{NoProgress, Progress};
-use crate::record::CommitRecord;
-use crate::refs::{BranchName, Expected, Head};
-use crate::repo::Repository;
-use crate::state::{Config, MergeState, RebaseState};
-use crate::worktree::{snapshot_tree_with, worktree_manifest};
+use crate::progress::Progress;
+use crate::refs::Head;
+use crate::repo::{CommitOutcome, NewCommit, Repository};
+use crate::state::{MergeState, RebaseState};
+use crate::worktree::{stage_worktree, worktree_manifest};
 
-/// What [`commit`] made.
-#[derive(Debug, Clone)]
-pub struct CommitOutcome {
-    /// The new commit record.
-    pub commit: CommitRecord,
-    /// The branch it moved.
-    pub branch: BranchName,
-    /// The previous tip (`None` for a root commit).
-    pub parent: Option<ObjectId>,
-}
-
-/// The manifest of `commit` (empty for `None`).
-pub fn commit_manifest(
+/// Snapshots the working tree and commits it as `spec` says (by default on
+/// the current branch), reporting the files it stores to `progress`. A
+/// merge in progress (`MERGE_STATE.json`) makes this the merge commit: its
+/// other side becomes the second parent and the merge state is cleared once
+/// the branch has moved.
+///
+/// ```
+/// # fn main() -> muse_store::Result<()> {
+/// use muse_store::{NewCommit, NoProgress, Repository, commit_worktree};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let repo = Repository::init(dir.path())?;
+/// std::fs::write(dir.path().join("notes.txt"), "hi\n").unwrap();
+/// let made = commit_worktree(&repo, &NewCommit::new("notes"), &NoProgress)?;
+/// assert!(made.snapshot.manifest.contains_key("notes.txt"));
+/// # Ok(())
+/// # }
+/// ```
+pub fn commit_worktree(
     repo: &Repository,
-    commit: Option<ObjectId>,
-) -> Result<BTreeMap<String, ObjectId>> {
-    let Some(id) = commit else {
-        return Ok(BTreeMap::new());
-    };
-    let records = repo.records();
-    let record = records.read_commit(&id)?;
-    Ok(records.read_snapshot(&record.snapshot_id)?.manifest)
-}
-
-/// Snapshots the working tree and commits it on the current branch. A merge
-/// in progress (`MERGE_STATE.json`) makes this the merge commit: its other
-/// side becomes the second parent and the merge state is cleared once the
-/// branch has moved. `author` defaults to the configured `user.name`.
-pub fn commit(repo: &Repository, message: &str, author: Option<&str>) -> Result<CommitOutcome> {
-    commit_with(repo, message, author, &NoProgress)
-}
-
-/// [`commit`], reporting the files it stores to `progress`.
-pub fn commit_with(
-    repo: &Repository,
-    message: &str,
-    author: Option<&str>,
+    spec: &NewCommit,
     progress: &dyn Progress,
 ) -> Result<CommitOutcome> {
-    if message.trim().is_empty() {
-        return Err(Error::Invalid(
-            "a commit needs a non-empty message (-m)".into(),
-        ));
+    if spec.message.trim().is_empty() {
+        return Err(Error::EmptyMessage);
     }
-    let refs = repo.refs();
-    let branch = match refs.head()? {
-        Head::Branch(b) => b,
-        Head::Detached(id) => {
-            return Err(Error::Invalid(format!(
-                "HEAD is detached at {id}; create a branch there first (muse branch <name>, then muse checkout <name>)"
-            )));
-        }
-    };
-    let parent = refs.branch(&branch)?;
     let merge = MergeState::read(repo)?;
+    let mut spec = spec.clone();
+    if let Some(merge) = &merge {
+        spec.merge_parent = Some(merge.theirs_commit);
+    }
     // Objects, snapshot and commit record share one batch: two barriers for
     // the whole commit, and all of it durable before the branch moves.
     let batch = repo.writer().batch();
-    let snapshot = snapshot_tree_with(repo, &batch, progress)?;
-    let mut parents: Vec<ObjectId> = parent.into_iter().collect();
-    if let Some(merge) = &merge {
-        // The other side must be a real commit: a merge commit naming a
-        // missing parent would be a hole in the history.
-        repo.records().read_commit(&merge.theirs_commit)?;
-        parents.push(merge.theirs_commit);
-    } else if let Some(p) = parent
-        && repo.records().read_commit(&p)?.snapshot_id == snapshot.snapshot_id
-    {
-        return Err(Error::Invalid(
-            "nothing to commit: the working tree matches HEAD".into(),
-        ));
-    }
-    let author = match author {
-        Some(a) => a.to_owned(),
-        None => Config::load(repo)?.user_name().unwrap_or_default(),
-    };
-    let record = CommitRecord::new(
-        repo.info()?.repo_id,
-        branch.as_str(),
-        snapshot.snapshot_id,
-        &parents,
-        message,
-        author,
-        Timestamp::now(),
-    );
-    repo.records()
-        .with_writer(batch.writer().clone())
-        .write_commit(&record)?;
-    batch.commit()?;
-    let first_line = message.lines().next().unwrap_or_default();
-    let expected = parent.map_or(Expected::Absent, Expected::Value);
-    crate::testhook::barrier("commit-before-cas");
-    refs.update(
-        &branch,
-        record.commit_id,
-        expected,
-        &format!("commit: {first_line}"),
-    )?;
+    let manifest = stage_worktree(repo, &batch, progress)?;
+    let done = repo.commit_staged(batch, manifest, &spec)?;
     if merge.is_some() {
         MergeState::clear(repo)?;
     }
-    Ok(CommitOutcome {
-        commit: record,
-        branch,
-        parent,
-    })
+    Ok(done)
 }
 
 /// The state of a working tree against HEAD.
@@ -152,11 +83,11 @@ pub struct Status {
 }
 
 /// Compares the working tree with HEAD (writes nothing).
-pub fn status(repo: &Repository) -> Result<Status> {
+pub fn worktree_status(repo: &Repository) -> Result<Status> {
     let refs = repo.refs();
     let head = refs.head()?;
     let head_commit = refs.head_commit()?;
-    let old = commit_manifest(repo, head_commit)?;
+    let old = repo.records().tree_of(head_commit)?;
     let new = worktree_manifest(repo)?;
     Ok(Status {
         head,
@@ -176,15 +107,12 @@ pub struct CheckoutOutcome {
     pub removed: usize,
 }
 
-/// Checks out `target` (a branch name, or anything that names a commit): the
+/// Checks out `target` (a branch, or a commit to detach HEAD at): the
 /// working tree becomes the target's snapshot and HEAD moves to it. Without
-/// `force`, refuses when that would overwrite or remove an uncommitted change.
-pub fn checkout(repo: &Repository, target: &Head, force: bool) -> Result<CheckoutOutcome> {
-    checkout_with(repo, target, force, &NoProgress)
-}
-
-/// [`checkout`], reporting the files it writes to `progress`.
-pub fn checkout_with(
+/// `force`, refuses ([`Error::DirtyWorkTree`]) when that would overwrite or
+/// remove an uncommitted change, and ([`Error::MergeInProgress`]) during a
+/// merge. Reports the files it writes to `progress`.
+pub fn checkout(
     repo: &Repository,
     target: &Head,
     force: bool,
@@ -193,21 +121,19 @@ pub fn checkout_with(
     let refs = repo.refs();
     let (new_commit, label) = match target {
         Head::Branch(b) => (
-            refs.branch(b)?.ok_or_else(|| {
-                Error::Invalid(format!("branch '{b}' has no commits to check out"))
+            refs.branch(b)?.ok_or_else(|| Error::UnbornBranch {
+                branch: b.to_string(),
             })?,
             b.to_string(),
         ),
         Head::Detached(id) => (*id, id.to_string()),
     };
     if !force && MergeState::read(repo)?.is_some() {
-        return Err(Error::Invalid(
-            "a merge is in progress (MERGE_STATE.json): commit it first, or use --force to check out anyway".into(),
-        ));
+        return Err(Error::MergeInProgress);
     }
     let current = refs.head_commit()?;
-    let head_files = commit_manifest(repo, current)?;
-    let target_files = commit_manifest(repo, Some(new_commit))?;
+    let head_files = repo.records().tree_of(current)?;
+    let target_files = repo.records().tree_of(Some(new_commit))?;
     let work_files = worktree_manifest(repo)?;
 
     let mut to_write = Vec::new();
@@ -246,10 +172,10 @@ pub fn checkout_with(
         }
     }
     if !conflicts.is_empty() {
-        return Err(Error::Invalid(format!(
-            "checkout of {label} would overwrite uncommitted changes in: {} (commit them, or use --force)",
-            conflicts.join(", ")
-        )));
+        return Err(Error::DirtyWorkTree {
+            operation: format!("checkout of {label}"),
+            paths: conflicts,
+        });
     }
     let work_tree = repo.work_tree();
     // A path that turns from a file into a directory (or back) can only be

@@ -7,110 +7,78 @@
 //!   clean end-of-file, when the bytes it delivered do not verify);
 //! - writes go through the [`DurableWriter`] only; an existing valid object is
 //!   never rewritten, an existing corrupt one is replaced by verified bytes;
-//! - memory stays bounded by fixed buffers whatever the object size
-//!   (large objects are hashed through a memory map or streamed).
+//! - memory stays bounded by fixed buffers whatever the object size (large
+//!   objects are streamed), except [`ObjectStore::read`], which returns the
+//!   whole object;
+//! - no read can die of a signal: objects are read with `read(2)`, never
+//!   memory-mapped, so a file truncated under a reader is a short read and
+//!   then an integrity error naming the object, not a `SIGBUS`.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::ops::Deref;
+use std::io::{self, Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
 
-use memmap2::Mmap;
-
-use crate::durable::{DurableWriter, TempKind};
+use crate::durable::{DurableWriter, Staged, TempKind};
 use crate::error::{Error, Result};
+use crate::files::{self, Entry};
 use crate::id::{Hasher, ObjectId};
 use crate::layout::Layout;
 
 /// Size of the fixed buffers used to stream files.
 pub const STREAM_BUFFER: usize = 256 * 1024;
 
-/// Objects at least this large are hashed through a memory map instead of
-/// being copied into a buffer.
-const MMAP_THRESHOLD: u64 = 1024 * 1024;
+/// Objects smaller than this are read whole into a buffer of their size;
+/// larger ones are streamed through [`STREAM_BUFFER`]-sized buffers.
+const WHOLE_READ_LIMIT: u64 = 1024 * 1024;
 
-/// The bytes of a verified object.
-#[derive(Debug)]
-pub struct ObjectBytes(Repr);
-
-#[derive(Debug)]
-enum Repr {
-    Owned(Vec<u8>),
-    Mapped(Mmap),
+/// Reads all of `file` (expected to be about `len` bytes) into memory.
+fn read_whole(file: &mut File, len: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len as usize + 1);
+    file.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
-impl Deref for ObjectBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match &self.0 {
-            Repr::Owned(v) => v,
-            Repr::Mapped(m) => m,
-        }
-    }
-}
-
-impl AsRef<[u8]> for ObjectBytes {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
-impl ObjectBytes {
-    /// Copies the bytes into a `Vec`.
-    #[must_use]
-    pub fn into_vec(self) -> Vec<u8> {
-        match self.0 {
-            Repr::Owned(v) => v,
-            Repr::Mapped(m) => m.to_vec(),
-        }
-    }
-}
-
-/// Maps `file` read-only.
-///
-/// This is the crate's only `unsafe`.
-fn map(file: &File) -> io::Result<Mmap> {
-    // SAFETY: a memory map is undefined behaviour only if the file is changed
-    // in place while mapped. Stored objects are never written in place: they
-    // are created under a temp name, renamed into place and kept read-only
-    // (0444); a repair renames a new inode over the name, which leaves this
-    // mapping's inode untouched. A process that truncates a stored object
-    // behind the store's back can still make reads fault; that is outside
-    // what any store can defend against.
-    unsafe { memmap2::MmapOptions::new().populate().map(file) }
-}
-
-/// Reads the whole of `file` (known to be `len` bytes) into memory or a map,
-/// hashing it.
-fn load(file: &mut File, len: u64) -> io::Result<(ObjectBytes, ObjectId)> {
-    if len >= MMAP_THRESHOLD {
-        let mapped = map(file)?;
-        let id = ObjectId::hash(&mapped);
-        Ok((ObjectBytes(Repr::Mapped(mapped)), id))
-    } else {
-        let mut buf = Vec::with_capacity(len as usize + 1);
-        file.read_to_end(&mut buf)?;
-        let id = ObjectId::hash(&buf);
-        Ok((ObjectBytes(Repr::Owned(buf)), id))
-    }
-}
-
-/// Hashes everything `reader` yields, in fixed buffers.
-pub(crate) fn hash_stream(reader: &mut impl Read) -> io::Result<(ObjectId, u64)> {
+/// The one hashing copy loop: reads `reader` to its end in fixed buffers,
+/// hashes every byte and hands it to `sink`. Returns the id and length of
+/// exactly the bytes read. `source` and `action` name the reader in a read
+/// error.
+pub(crate) fn hash_copy(
+    reader: &mut dyn Read,
+    mut sink: impl FnMut(&[u8]) -> Result<()>,
+    source: &Path,
+    action: &'static str,
+) -> Result<(ObjectId, u64)> {
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; STREAM_BUFFER];
     let mut total = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok((hasher.finish(), total)),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(Error::io(action, source, e)),
         };
         hasher.update(&buf[..n]);
+        sink(&buf[..n])?;
         total += n as u64;
     }
-    Ok((hasher.finish(), total))
+}
+
+/// Hashes everything `reader` yields (see [`hash_copy`]).
+pub(crate) fn hash_stream(
+    reader: &mut dyn Read,
+    source: &Path,
+    action: &'static str,
+) -> Result<(ObjectId, u64)> {
+    hash_copy(reader, |_| Ok(()), source, action)
+}
+
+/// The id and size of the file at `path`, computed without a repository
+/// (what `hash-object` without `-w` prints). Refuses a directory or anything
+/// else that is not a regular file.
+pub fn hash_file(path: &Path) -> Result<(ObjectId, u64)> {
+    let mut file = open_source(path)?;
+    hash_stream(&mut file, path, "read")
 }
 
 /// The object store of one repository.
@@ -175,38 +143,31 @@ impl ObjectStore {
         if actual == *id {
             Ok(())
         } else {
-            Err(Error::Integrity {
-                id: *id,
-                path,
-                expected: *id,
-                actual,
-            })
+            Err(Error::integrity(*id, path, actual))
         }
     }
 
-    /// Reads object `id`, verified: its bytes hash to `id` or this fails with
-    /// [`Error::Integrity`].
-    pub fn read(&self, id: &ObjectId) -> Result<ObjectBytes> {
+    /// Reads object `id` whole, verified: its bytes hash to `id` or this
+    /// fails with [`Error::Integrity`].
+    pub fn read(&self, id: &ObjectId) -> Result<Vec<u8>> {
         let (mut file, len, path) = self.open_file(id)?;
-        let (bytes, actual) =
-            load(&mut file, len).map_err(|e| Error::io("read object", &path, e))?;
-        Self::check(id, path, actual)?;
+        let bytes = read_whole(&mut file, len).map_err(|e| Error::io("read object", &path, e))?;
+        Self::check(id, path, ObjectId::hash(&bytes))?;
         Ok(bytes)
     }
 
-    /// Verifies object `id` and returns its size.
+    /// Verifies object `id` and returns its size. Memory stays at one
+    /// buffer: small objects are read whole (one read call, no fixed 256 KiB
+    /// allocation per object, which dominated `fsck` on many small objects),
+    /// larger ones streamed.
     pub fn verify(&self, id: &ObjectId) -> Result<u64> {
         let (mut file, len, path) = self.open_file(id)?;
-        let (actual, size) = if len >= MMAP_THRESHOLD {
-            let mapped = map(&file).map_err(|e| Error::io("map object", &path, e))?;
-            (ObjectId::hash(&mapped), mapped.len() as u64)
+        let (actual, size) = if len < WHOLE_READ_LIMIT {
+            let bytes =
+                read_whole(&mut file, len).map_err(|e| Error::io("read object", &path, e))?;
+            (ObjectId::hash(&bytes), bytes.len() as u64)
         } else {
-            // Small objects are read whole into a buffer of their size (at
-            // most 1 MiB): one read call and no fixed 256 KiB allocation per
-            // object, which dominated `fsck` on many small objects.
-            let (bytes, id) =
-                load(&mut file, len).map_err(|e| Error::io("read object", &path, e))?;
-            (id, bytes.len() as u64)
+            hash_stream(&mut file, &path, "read object")?
         };
         Self::check(id, path, actual)?;
         Ok(size)
@@ -230,15 +191,21 @@ impl ObjectStore {
     /// changed in between is still reported). Memory stays at one buffer.
     pub fn copy_to(&self, id: &ObjectId, out: &mut dyn Write) -> Result<u64> {
         let (mut file, len, path) = self.open_file(id)?;
-        if len < MMAP_THRESHOLD {
-            let (bytes, actual) =
-                load(&mut file, len).map_err(|e| Error::io("read object", &path, e))?;
-            Self::check(id, path.clone(), actual)?;
-            out.write_all(&bytes)
-                .map_err(|e| Error::io("write object to output", &path, e))?;
+        let mut write = |bytes: &[u8]| {
+            out.write_all(bytes)
+                .map_err(|e| Error::io("write object to output", &path, e))
+        };
+        if len < WHOLE_READ_LIMIT {
+            let bytes =
+                read_whole(&mut file, len).map_err(|e| Error::io("read object", &path, e))?;
+            Self::check(id, path.clone(), ObjectId::hash(&bytes))?;
+            write(&bytes)?;
             return Ok(bytes.len() as u64);
         }
-        self.verify(id)?;
+        let (first, _) = hash_stream(&mut file, &path, "read object")?;
+        Self::check(id, path.clone(), first)?;
+        file.rewind()
+            .map_err(|e| Error::io("read object", &path, e))?;
         let mut reader = VerifiedReader::new(file, *id, path.clone());
         let mut buf = vec![0u8; STREAM_BUFFER];
         let mut total = 0u64;
@@ -247,8 +214,7 @@ impl ObjectStore {
             if n == 0 {
                 return Ok(total);
             }
-            out.write_all(&buf[..n])
-                .map_err(|e| Error::io("write object to output", &path, e))?;
+            write(&buf[..n])?;
             total += n as u64;
         }
     }
@@ -316,23 +282,37 @@ impl ObjectStore {
             .metadata()
             .map_err(|e| Error::io("stat", source, e))?
             .len();
-        if len < MMAP_THRESHOLD {
-            let mut buf = Vec::with_capacity(len as usize + 1);
-            file.read_to_end(&mut buf)
-                .map_err(|e| Error::io("read", source, e))?;
+        self.write_from_file(&mut file, len, source)
+    }
+
+    /// Stores the contents of the open regular file `file` (about `len`
+    /// bytes; `source` names it in errors), reading only through this
+    /// descriptor: a path swapped for a symlink after it was opened is never
+    /// read. Memory is bounded by one buffer. The bytes hashed are the bytes
+    /// written to the temp file; if they differ from a first hashing pass
+    /// (the file changed during the copy), nothing is stored and
+    /// [`Error::SourceChanged`] is returned.
+    pub(crate) fn write_from_file(
+        &self,
+        file: &mut File,
+        len: u64,
+        source: &Path,
+    ) -> Result<(ObjectId, bool)> {
+        if len < WHOLE_READ_LIMIT {
+            let buf = read_whole(file, len).map_err(|e| Error::io("read", source, e))?;
             return self.write(&buf);
         }
         // The temp file must live in the target's shard directory, which the
         // id names: hash first, then copy while hashing again.
-        let (id, _) = hash_stream(&mut file).map_err(|e| Error::io("read", source, e))?;
+        let (id, _) = hash_stream(file, source, "read")?;
         if !self.needs_write(&id, len)? {
             self.writer.confirm_durable(&self.path(&id))?;
             self.writer.freshen(&self.path(&id));
             return Ok((id, false));
         }
-        let mut file = open_source(source)?;
+        file.rewind().map_err(|e| Error::io("read", source, e))?;
         let mut staged = self.writer.stage(&self.path(&id), TempKind::Object)?;
-        if copy_hashing(&mut file, &mut staged, source, "read")? != id {
+        if copy_into(file, &mut staged, source, "read")? != id {
             // Dropping `staged` removes the temp file.
             return Err(Error::SourceChanged {
                 path: source.to_path_buf(),
@@ -352,7 +332,7 @@ impl ObjectStore {
         let dest = safe_destination(work_tree, rel_path)?;
         let (mut file, _, path) = self.open_file(id)?;
         let mut staged = self.writer.stage(&dest, TempKind::Restore)?;
-        let actual = copy_hashing(&mut file, &mut staged, &path, "read object")?;
+        let actual = copy_into(&mut file, &mut staged, &path, "read object")?;
         // On a mismatch `staged` is dropped here, removing the temp file.
         Self::check(id, path, actual)?;
         staged.commit()?;
@@ -365,34 +345,23 @@ impl ObjectStore {
     #[must_use]
     pub fn iter(&self) -> ObjectIter {
         ObjectIter {
-            dir: self.layout.objects_dir(),
+            layout: self.layout.clone(),
             shards: None,
-            current: None,
+            current: Vec::new(),
         }
     }
 }
 
-/// Copies everything `reader` yields into `staged` in fixed buffers and
-/// returns the id of exactly the bytes written. `path` and `action` name the
-/// source in a read error.
-fn copy_hashing(
-    reader: &mut impl Read,
-    staged: &mut crate::durable::Staged<'_>,
+/// Copies everything `reader` yields into `staged` (the one hashing copy
+/// loop) and returns the id of exactly the bytes written.
+fn copy_into(
+    reader: &mut dyn Read,
+    staged: &mut Staged<'_>,
     path: &Path,
     action: &'static str,
 ) -> Result<ObjectId> {
-    let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; STREAM_BUFFER];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(hasher.finish()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(action, path, e)),
-        };
-        hasher.update(&buf[..n]);
-        staged.write(&buf[..n])?;
-    }
+    let (id, _) = hash_copy(reader, |bytes| Ok(staged.write(bytes)?), path, action)?;
+    Ok(id)
 }
 
 /// Opens a caller-supplied source file, refusing what is not a regular file.
@@ -482,12 +451,7 @@ impl VerifiedReader {
     }
 
     fn integrity(&self, actual: ObjectId) -> Error {
-        Error::Integrity {
-            id: self.id,
-            path: self.path.clone(),
-            expected: self.id,
-            actual,
-        }
+        Error::integrity(self.id, self.path.clone(), actual)
     }
 
     /// Reads into `buf`; at the end of the object checks the hash and returns
@@ -546,33 +510,12 @@ impl IntoIterator for &ObjectStore {
 /// Iterator over stored object ids; see [`ObjectStore::iter`].
 #[derive(Debug)]
 pub struct ObjectIter {
-    dir: PathBuf,
-    /// Shard directory names still to list (`None` until the first call).
-    shards: Option<Vec<String>>,
-    current: Option<(String, fs::ReadDir)>,
-}
-
-impl ObjectIter {
-    fn list_shards(&self) -> Result<Vec<String>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("list", &self.dir, e)),
-        };
-        let mut shards = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list", &self.dir, e))?;
-            if let Some(name) = entry.file_name().to_str()
-                && name.len() == 2
-                && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            {
-                shards.push(name.to_owned());
-            }
-        }
-        // Popped from the end: reverse order gives ascending shards.
-        shards.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(shards)
-    }
+    layout: Layout,
+    /// Shard directories still to list, last first (`None` until the first
+    /// call).
+    shards: Option<Vec<PathBuf>>,
+    /// Ids of the shard being handed out, last first.
+    current: Vec<ObjectId>,
 }
 
 impl Iterator for ObjectIter {
@@ -580,8 +523,11 @@ impl Iterator for ObjectIter {
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.shards.is_none() {
-            match self.list_shards() {
-                Ok(shards) => self.shards = Some(shards),
+            match files::shard_dirs(&self.layout) {
+                Ok(mut shards) => {
+                    shards.reverse();
+                    self.shards = Some(shards);
+                }
                 Err(e) => {
                     self.shards = Some(Vec::new());
                     return Some(Err(e));
@@ -589,30 +535,22 @@ impl Iterator for ObjectIter {
             }
         }
         loop {
-            if let Some((shard, entries)) = self.current.as_mut() {
-                match entries.next() {
-                    Some(Ok(entry)) => {
-                        let name = entry.file_name();
-                        if let Some(id) = name
-                            .to_str()
-                            .and_then(|rest| Layout::object_id_from_parts(shard, rest))
-                        {
-                            return Some(Ok(id));
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => {
-                        return Some(Err(Error::io("list", self.dir.join(shard.as_str()), e)));
-                    }
-                    None => self.current = None,
-                }
+            if let Some(id) = self.current.pop() {
+                return Some(Ok(id));
             }
             let shard = self.shards.as_mut()?.pop()?;
-            let path = self.dir.join(&shard);
-            match fs::read_dir(&path) {
-                Ok(entries) => self.current = Some((shard, entries)),
-                Err(e) if e.kind() == io::ErrorKind::NotADirectory => {}
-                Err(e) => return Some(Err(Error::io("list", path, e))),
+            match files::list_shard(&shard) {
+                Ok(entries) => {
+                    self.current = entries
+                        .into_iter()
+                        .filter_map(|e| match e {
+                            Entry::Item(id, _) => Some(id),
+                            Entry::Temp(_) | Entry::Stray(_) => None,
+                        })
+                        .collect();
+                    self.current.sort_unstable_by(|a, b| b.cmp(a));
+                }
+                Err(e) => return Some(Err(e)),
             }
         }
     }

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use muse_store::refs::ReflogEntry;
+use muse_store::ReflogEntry;
 
 fn normal_author(author: &str) -> String {
     let a: String = author

@@ -8,11 +8,9 @@ use serde_json::{Value, json};
 
 use super::refs::resolve;
 use super::{CmdResult, Context, Failure, emit_json, parse_id};
-use crate::clock::Timestamp;
-use crate::history::{self, ManifestDiff};
-use crate::id::ObjectId;
-use crate::record::{CommitRecord, SnapshotRecord};
-use crate::repo::Repository;
+use muse_store::{
+    BranchName, CommitRecord, Head, ManifestDiff, ObjectId, Repository, SnapshotRecord, Timestamp,
+};
 
 #[derive(Debug, Args)]
 pub(super) struct ReadCommitArgs {
@@ -120,16 +118,16 @@ pub(super) fn commit_tree(ctx: &Context, args: &CommitTreeArgs, out: &mut dyn Wr
         parents.push(id);
     }
     let branch = match &args.branch {
-        Some(b) => crate::refs::BranchName::new(b)
+        Some(b) => BranchName::new(b)
             .map_err(|e| Failure::user(e.to_string()))?
             .to_string(),
         None => match repo.refs().head()? {
-            crate::refs::Head::Branch(b) => b.to_string(),
-            crate::refs::Head::Detached(_) => String::new(),
+            Head::Branch(b) => b.to_string(),
+            Head::Detached(_) => String::new(),
         },
     };
     let record = CommitRecord::new(
-        repo.info()?.repo_id,
+        repo.info()?.repo_id.clone(),
         branch,
         snapshot,
         &parents,
@@ -183,7 +181,7 @@ pub(super) fn commit_graph(
         .map(|s| resolve(&repo, s))
         .transpose()?;
     let (commits, truncated) =
-        history::walk(&repo.records(), tip, stop, args.first_parent, args.max)?;
+        muse_store::walk(repo.records(), tip, stop, args.first_parent, args.max)?;
     let rows: Vec<_> = if args.count_only {
         Vec::new()
     } else {
@@ -206,7 +204,7 @@ pub(super) struct MergeBaseArgs {
 pub(super) fn merge_base(ctx: &Context, args: &MergeBaseArgs, out: &mut dyn Write) -> CmdResult {
     let repo = ctx.repo()?;
     let (a, b) = (resolve(&repo, &args.a)?, resolve(&repo, &args.b)?);
-    let base = history::merge_base(&repo.records(), a, b)?;
+    let base = muse_store::merge_base(repo.records(), a, b)?;
     emit_json(
         out,
         &json!({ "commit_a": a, "commit_b": b, "merge_base": base }),
@@ -281,7 +279,7 @@ pub(super) fn name_rev(ctx: &Context, args: &NameRevArgs, out: &mut dyn Write) -
         .into_iter()
         .filter_map(|(b, s)| s.commit().map(|id| (b, id)))
         .collect();
-    let names = history::name_revs(&repo.records(), &branches, &ids)?;
+    let names = muse_store::name_revs(repo.records(), &branches, &ids)?;
     let rows: Vec<_> = ids
         .iter()
         .map(|id| match names.get(id) {

@@ -6,8 +6,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::{CmdResult, Context, EXIT_INTERNAL, EXIT_USER, Failure, Format, emit, emit_json};
-use crate::fsck::{FsckReport, Severity, fsck as run_fsck};
-use crate::gc::{GcOptions, gc as run_gc, parse_prune_age};
+use muse_store::{
+    FsckReport, GcOptions, Severity, fsck as run_fsck, gc as run_gc, parse_prune_age,
+};
 
 #[derive(Debug, Args)]
 pub(super) struct FsckArgs {
@@ -19,7 +20,7 @@ pub(super) struct FsckArgs {
 pub(super) fn fsck(ctx: &Context, args: &FsckArgs, out: &mut dyn Write) -> CmdResult {
     // Without recovery: fsck only reads, and reports the temp files and
     // stale locks that recovery would otherwise remove before it looked.
-    let repo = crate::repo::Repository::discover_without_recovery(&ctx.cwd, ctx.options.clone())?;
+    let repo = muse_store::Repository::discover_without_recovery(&ctx.cwd, ctx.options.clone())?;
     let report = super::with_progress(|progress| run_fsck(&repo, progress))?;
     match args.format {
         Format::Json => emit_json(out, &fsck_json(&report))?,

@@ -1,5 +1,6 @@
-//! The `muse` command line: argument parsing, dispatch, and the one place
-//! where errors become exit codes.
+//! The `muse` command line: argument parsing, dispatch, output formats, and
+//! the one place where errors become exit codes. No repository logic lives
+//! here: every command is a call into the library's public API.
 //!
 //! Exit codes (shared/PLUMBING.md): 0 success, 1 user error (bad input,
 //! unknown name, invalid id, missing object), 3 internal error (I/O failure,
@@ -18,9 +19,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::durable::Durability;
-use crate::error::Error;
-use crate::repo::{Options, Repository};
+use muse_store::{Durability, Error, Options, Repository};
 
 /// Success.
 pub const EXIT_OK: u8 = 0;
@@ -262,10 +261,13 @@ fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> 
         None => std::env::current_dir()
             .map_err(|e| Failure::internal(format!("could not read the current directory: {e}")))?,
     };
+    // The environment is read here, by the command line only; the library
+    // takes everything as options.
     let ctx = Context {
         cwd,
         options: Options {
             durability: durability_from_env()?,
+            reflog_author: std::env::var("MUSE_AUTHOR").ok(),
             ..Options::default()
         },
     };
@@ -339,14 +341,14 @@ fn emit_json(out: &mut dyn Write, value: &serde_json::Value) -> CmdResult {
 }
 
 /// Parses a command-line id, naming the bad value on failure (exit 1).
-fn parse_id(text: &str) -> Result<crate::id::ObjectId, Failure> {
-    crate::id::ObjectId::from_hex(text).map_err(|e| Failure::user(e.to_string()))
+fn parse_id(text: &str) -> Result<muse_store::ObjectId, Failure> {
+    muse_store::ObjectId::from_hex(text).map_err(|e| Failure::user(e.to_string()))
 }
 
 /// A progress bar on stderr, shown only when stderr is a terminal.
 pub(super) struct Bar(indicatif::ProgressBar);
 
-impl crate::progress::Progress for Bar {
+impl muse_store::Progress for Bar {
     fn start(&self, phase: &'static str, total: u64) {
         self.0.set_message(phase);
         self.0.set_position(0);
@@ -374,9 +376,9 @@ fn progress_bar() -> Option<Bar> {
 }
 
 /// Runs `f` with a progress bar on a terminal, and with none otherwise.
-pub(super) fn with_progress<T>(f: impl FnOnce(&dyn crate::progress::Progress) -> T) -> T {
+pub(super) fn with_progress<T>(f: impl FnOnce(&dyn muse_store::Progress) -> T) -> T {
     match progress_bar() {
         Some(bar) => f(&bar),
-        None => f(&crate::progress::NoProgress),
+        None => f(&muse_store::NoProgress),
     }
 }

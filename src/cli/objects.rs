@@ -7,8 +7,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::{CmdResult, Context, EXIT_USER, Failure, Format, emit, emit_json, parse_id};
-use crate::error::Error;
-use crate::id::ObjectId;
+use muse_store::Error;
 
 #[derive(Debug, Args)]
 pub(super) struct HashObjectArgs {
@@ -27,37 +26,12 @@ pub(super) fn hash_object(ctx: &Context, args: &HashObjectArgs, out: &mut dyn Wr
     let (id, stored) = if args.write {
         ctx.repo()?.objects().write_from_path(&file)?
     } else {
-        (hash_file(&file)?, false)
+        (muse_store::hash_file(&file)?.0, false)
     };
     match args.format {
         Format::Json => emit_json(out, &json!({ "object_id": id, "stored": stored })),
         Format::Text => emit(out, format_args!("{id}\n")),
     }
-}
-
-/// Hashes a caller-supplied file without a repository.
-fn hash_file(path: &std::path::Path) -> Result<ObjectId, Error> {
-    let input = |reason: String| Error::Input {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| input(e.to_string()))?;
-    if meta.is_dir() {
-        return Err(input("it is a directory, not a file".into()));
-    }
-    let mut file = std::fs::File::open(path).map_err(|e| input(e.to_string()))?;
-    let mut hasher = crate::id::Hasher::new();
-    let mut buf = vec![0u8; crate::store::STREAM_BUFFER];
-    loop {
-        let n = match std::io::Read::read(&mut file, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("read", path, e)),
-        };
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish())
 }
 
 /// Output of `cat-object`.

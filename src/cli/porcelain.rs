@@ -7,10 +7,7 @@ use serde_json::json;
 
 use super::refs::resolve;
 use super::{CmdResult, Context, Failure, Format, emit, emit_json};
-use crate::error::Error;
-use crate::history;
-use crate::porcelain;
-use crate::refs::{BranchName, Head, RefState};
+use muse_store::{BranchName, Error, Head, NewCommit, RefState};
 
 #[derive(Debug, Args)]
 pub(super) struct CommitArgs {
@@ -24,15 +21,19 @@ pub(super) struct CommitArgs {
 
 pub(super) fn commit(ctx: &Context, args: &CommitArgs, out: &mut dyn Write) -> CmdResult {
     let repo = ctx.repo()?;
-    let done = super::with_progress(|progress| {
-        porcelain::commit_with(&repo, &args.message, args.author.as_deref(), progress)
-    })
-    .map_err(|e| match e {
-        Error::CasMismatch { branch, .. } => Failure::user(format!(
-            "conflict: branch '{branch}' moved while this commit was being made; nothing was changed, commit again"
-        )),
-        e => e.into(),
-    })?;
+    let spec = NewCommit {
+        message: args.message.clone(),
+        author: args.author.clone(),
+        ..NewCommit::default()
+    };
+    let done = super::with_progress(|progress| muse_store::commit_worktree(&repo, &spec, progress))
+        .map_err(|e| match e {
+            Error::CasMismatch(conflict) => Failure::user(format!(
+                "conflict: branch '{}' moved while this commit was being made; nothing was changed, commit again",
+                conflict.branch
+            )),
+            e => e.into(),
+        })?;
     let first_line = done.commit.message.lines().next().unwrap_or_default();
     emit(
         out,
@@ -40,10 +41,7 @@ pub(super) fn commit(ctx: &Context, args: &CommitArgs, out: &mut dyn Write) -> C
             "[{} {}] {first_line}\n {} files\n",
             done.branch,
             &done.commit.commit_id.to_hex()[..12],
-            repo.records()
-                .read_snapshot(&done.commit.snapshot_id)?
-                .manifest
-                .len()
+            done.snapshot.manifest.len()
         ),
     )
 }
@@ -57,7 +55,7 @@ pub(super) struct StatusArgs {
 
 pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> CmdResult {
     let repo = ctx.repo()?;
-    let st = porcelain::status(&repo)?;
+    let st = muse_store::worktree_status(&repo)?;
     let branch = match &st.head {
         Head::Branch(b) => Some(b.to_string()),
         Head::Detached(_) => None,
@@ -147,8 +145,8 @@ pub(super) fn log(ctx: &Context, args: &LogArgs, out: &mut dyn Write) -> CmdResu
             None => return emit(out, format_args!("No commits yet\n")),
         },
     };
-    let (commits, _) = history::walk(
-        &repo.records(),
+    let (commits, _) = muse_store::walk(
+        repo.records(),
         tip,
         None,
         false,
@@ -204,7 +202,7 @@ pub(super) fn checkout(ctx: &Context, args: &CheckoutArgs, out: &mut dyn Write) 
         _ => Head::Detached(resolve(&repo, &args.target)?),
     };
     let done = super::with_progress(|progress| {
-        porcelain::checkout_with(&repo, &target, args.force, progress)
+        muse_store::checkout(&repo, &target, args.force, progress)
     })?;
     match &target {
         Head::Branch(b) => emit(out, format_args!("Switched to branch '{b}'"))?,

@@ -7,72 +7,17 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::{CmdResult, Context, EXIT_USER, Failure, Format, emit, emit_json, parse_id};
-use crate::error::Error;
-use crate::id::ObjectId;
-use crate::refs::{BranchName, Expected, Head, RefState};
-use crate::repo::Repository;
+use muse_store::{BranchName, Error, Expected, Head, ObjectId, Repository};
 
 /// Parses a branch name from the command line (exit 1 naming it when bad).
 fn branch_arg(text: &str) -> Result<BranchName, Failure> {
     BranchName::new(text).map_err(|e| Failure::user(e.to_string()))
 }
 
-/// Resolves `HEAD`, a branch, a full id or a unique id prefix (at least 4 hex
-/// characters) of a stored commit to a commit id.
+/// Resolves a revision (HEAD, a branch, an id or a unique prefix, with
+/// `~N` / `^N`) through the library.
 pub(super) fn resolve(repo: &Repository, text: &str) -> Result<ObjectId, Failure> {
-    let refs = repo.refs();
-    if text == "HEAD" {
-        return refs
-            .head_commit()?
-            .ok_or_else(|| Failure::user("HEAD does not point at a commit yet (unborn branch)"));
-    }
-    if let Ok(branch) = BranchName::from_stored(text)
-        && let RefState::At(id) = refs.branch_state(&branch)?
-    {
-        return Ok(id);
-    }
-    if let Ok(id) = ObjectId::from_hex(text) {
-        return Ok(id);
-    }
-    if text.len() >= 4
-        && text.len() < 64
-        && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return resolve_prefix(repo, text);
-    }
-    Err(Error::UnknownRef {
-        name: text.to_owned(),
-    }
-    .into())
-}
-
-fn resolve_prefix(repo: &Repository, prefix: &str) -> Result<ObjectId, Failure> {
-    let dir = repo.layout().commits_dir();
-    let mut found = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
-                continue;
-            };
-            if stem.starts_with(prefix)
-                && let Ok(id) = ObjectId::from_hex(stem)
-            {
-                found.push(id);
-            }
-        }
-    }
-    match found.as_slice() {
-        [id] => Ok(*id),
-        [] => Err(Error::UnknownRef {
-            name: prefix.to_owned(),
-        }
-        .into()),
-        _ => Err(Failure::user(format!(
-            "id prefix '{prefix}' is ambiguous: it matches {} commits",
-            found.len()
-        ))),
-    }
+    Ok(repo.resolve(text)?)
 }
 
 fn opt_id(id: Option<ObjectId>) -> Value {
@@ -125,6 +70,16 @@ fn head_json(repo: &Repository) -> Result<Value, Failure> {
 pub(super) fn show_ref(ctx: &Context, args: &ShowRefArgs, out: &mut dyn Write) -> CmdResult {
     let repo = ctx.repo()?;
     let branches = repo.refs().branches()?;
+    // Every commit shown is read through the verified record store: a
+    // tampered record stops the listing (exit 3) rather than being shown.
+    for (_, state) in &branches {
+        if let Some(id) = state.commit() {
+            match repo.records().read_commit(&id) {
+                Ok(_) | Err(Error::RecordNotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     match args.format {
         Format::Json => {
             let refs: Vec<_> = branches
@@ -232,21 +187,14 @@ pub(super) struct UpdateRefArgs {
 /// The failure for a compare-and-swap mismatch: JSON on stderr in JSON mode.
 fn cas_failure(err: Error, format: Format) -> Failure {
     match (&err, format) {
-        (
-            Error::CasMismatch {
-                branch,
-                expected,
-                actual,
-            },
-            Format::Json,
-        ) => Failure {
+        (Error::CasMismatch(conflict), Format::Json) => Failure {
             code: EXIT_USER,
             json: true,
             message: json!({
                 "error": "cas_mismatch",
-                "branch": branch,
-                "expected": expected,
-                "actual": opt_id(*actual),
+                "branch": conflict.branch,
+                "expected": conflict.expected.to_string(),
+                "actual": opt_id(conflict.actual),
             })
             .to_string(),
         },
@@ -255,7 +203,7 @@ fn cas_failure(err: Error, format: Format) -> Failure {
 }
 
 fn check_commit_exists(repo: &Repository, id: &ObjectId) -> Result<(), Failure> {
-    if repo.layout().commit_path(id).is_file() {
+    if repo.records().contains_commit(id) {
         Ok(())
     } else {
         Err(Failure::user(format!(
@@ -483,7 +431,7 @@ pub(super) fn for_each_ref(ctx: &Context, args: &ForEachRefArgs, out: &mut dyn W
             continue;
         }
         let Some(id) = state.commit() else { continue };
-        rows.push(ref_row(&repo, &full, &branch, id));
+        rows.push(ref_row(&repo, &full, &branch, id)?);
     }
     rows.sort_by(|a, b| {
         let key = |v: &Value| {
@@ -502,24 +450,30 @@ pub(super) fn for_each_ref(ctx: &Context, args: &ForEachRefArgs, out: &mut dyn W
     emit_json(out, &json!({ "count": rows.len(), "refs": rows }))
 }
 
-/// One `for-each-ref` row; the commit fields come from the commit record
-/// when it can be read, and are null otherwise.
-fn ref_row(repo: &Repository, full: &str, branch: &BranchName, id: ObjectId) -> Value {
+/// One `for-each-ref` row; the commit fields come from the commit record,
+/// read and verified (a tampered record is an error, exit 3), and are null
+/// when the record is missing.
+fn ref_row(
+    repo: &Repository,
+    full: &str,
+    branch: &BranchName,
+    id: ObjectId,
+) -> Result<Value, Failure> {
     let mut row = json!({
         "ref": full, "branch": branch.as_str(), "commit_id": id,
         "author": null, "message": null, "committed_at": null, "snapshot_id": null,
     });
-    let path = repo.layout().commit_path(&id);
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&bytes)
-    {
-        for field in ["author", "message", "committed_at", "snapshot_id"] {
-            if let Some(v) = record.get(field) {
-                row[field] = v.clone();
-            }
+    match repo.records().read_commit(&id) {
+        Ok(record) => {
+            row["author"] = json!(record.author);
+            row["message"] = json!(record.message);
+            row["committed_at"] = json!(record.committed_at);
+            row["snapshot_id"] = json!(record.snapshot_id);
         }
+        Err(Error::RecordNotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
-    row
+    Ok(row)
 }
 
 /// Matches `*` (any run of characters) and `?` (one character).
@@ -562,15 +516,9 @@ pub(super) struct BranchArgs {
 pub(super) fn branch(ctx: &Context, args: &BranchArgs, out: &mut dyn Write) -> CmdResult {
     let repo = ctx.repo()?;
     let refs = repo.refs();
-    let head = refs.head()?;
     if let Some(name) = &args.delete {
         let branch = branch_arg(name)?;
-        if head == Head::Branch(branch.clone()) {
-            return Err(Failure::user(format!(
-                "cannot delete branch '{branch}': HEAD is on it"
-            )));
-        }
-        let previous = refs.delete(&branch, Expected::Any, &format!("branch: deleted {branch}"))?;
+        let previous = refs.delete_branch(&branch)?;
         let short = previous
             .map(|id| id.to_hex()[..12].to_owned())
             .unwrap_or_default();
@@ -578,24 +526,13 @@ pub(super) fn branch(ctx: &Context, args: &BranchArgs, out: &mut dyn Write) -> C
     }
     if let Some(name) = &args.name {
         let branch = branch_arg(name)?;
-        let start = refs
-            .head_commit()?
-            .ok_or_else(|| Failure::user("cannot create a branch: HEAD has no commit yet"))?;
-        refs.update(
-            &branch,
-            start,
-            Expected::Absent,
-            &format!("branch: created from {start}"),
-        )
-        .map_err(|e| match e {
-            Error::CasMismatch { .. } => Failure::user(format!("branch '{branch}' already exists")),
-            e => e.into(),
-        })?;
+        let start = refs.create_branch_at_head(&branch)?;
         return emit(
             out,
             format_args!("Created branch {branch} at {}\n", &start.to_hex()[..12]),
         );
     }
+    let head = refs.head()?;
     for (b, _) in refs.branches()? {
         let mark = if head == Head::Branch(b.clone()) {
             '*'

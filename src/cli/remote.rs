@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::{CmdResult, Context, Format, emit, emit_json};
-use crate::state::Config;
+use muse_store::Config;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum RemoteCommand {
@@ -48,7 +48,7 @@ pub(super) fn remote(ctx: &Context, command: &RemoteCommand, out: &mut dyn Write
             Ok(())
         }
         RemoteCommand::List { format } => {
-            let remotes = Config::load(&repo)?.remotes()?;
+            let remotes = repo.config()?.remotes()?;
             match format {
                 Format::Json => emit_json(out, &json!({ "remotes": remotes })),
                 Format::Text => {
@@ -68,7 +68,7 @@ pub(super) fn remote(ctx: &Context, command: &RemoteCommand, out: &mut dyn Write
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::run;
+    use super::super::run;
 
     fn muse(args: &[&str]) -> (u8, String, String) {
         let mut out = Vec::new();

@@ -1,16 +1,25 @@
-//! Durable writes: the filesystem seam and the one writer that goes through it.
+//! Durable writes: the filesystem seam, the one writer that goes through it,
+//! write batches, lock files and temp-file naming.
 //!
 //! Nothing else in the crate creates, replaces, renames or removes a
 //! repository file (clippy.toml's `disallowed-methods` enforces it).
 
-mod fault;
-mod sim;
+mod batch;
+mod lock;
+mod temp;
 mod vfs;
 mod writer;
 
-pub use fault::{FaultFs, Op, OpKind};
-pub use sim::{CutSummary, SimFs, Survivors, TEAR_GRANULE};
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod fault;
+#[cfg(feature = "testing")]
+pub(crate) mod sim;
+
+pub use batch::WriteBatch;
+pub use lock::{DEFAULT_LOCK_TIMEOUT, FileLock, LockError, LockOwner, host_name};
+pub use temp::{RESTORE_TMP_PREFIX, TempKind, is_temp_name};
 pub use vfs::{RealFs, Vfs, VfsFile};
-pub use writer::{
-    Durability, DurableWriter, Staged, TempKind, WriteBatch, WriteError, WriteStep, torn_tail_start,
-};
+pub use writer::{Durability, DurableWriter, Staged, WriteError, WriteStep};
+
+#[cfg(test)]
+pub(crate) use fault::{FaultFs, OpKind};

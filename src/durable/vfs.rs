@@ -102,29 +102,7 @@ impl Vfs for RealFs {
     }
 
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
-        use std::os::unix::ffi::OsStrExt;
-        let c = |p: &Path| {
-            std::ffi::CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
-        };
-        let (from, to) = (c(from)?, c(to)?);
-        // SAFETY: both pointers are valid NUL-terminated strings that outlive
-        // the call; AT_FDCWD makes the paths relative to the working directory
-        // exactly as `rename` would.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                from.as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        crate::sys::rename_noreplace(from, to)
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -146,14 +124,6 @@ impl Vfs for RealFs {
     }
 
     fn sync_fs(&self, path: &Path) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let file = File::open(path)?;
-        // SAFETY: the descriptor is valid for the duration of the call.
-        // syncfs reports writeback errors of the filesystem since Linux 5.8.
-        if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        crate::sys::syncfs(&File::open(path)?)
     }
 }

@@ -28,8 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::batch::{BatchState, WriteBatch};
+use super::temp::{TempKind, temp_name};
 use super::vfs::{RealFs, Vfs, VfsFile};
-use crate::layout::{OBJECT_TMP_PREFIX, RESTORE_TMP_PREFIX, STATE_TMP_PREFIX};
 
 /// How hard a write works to survive a power cut.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,36 +45,6 @@ pub enum Durability {
     /// No fsync at all: atomic against a crashed process, not against a power
     /// cut. For scratch stores, benchmarks and tests.
     None,
-}
-
-/// What a temp file will become; picks its name prefix and permissions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TempKind {
-    /// An object in `objects/` (stored read-only, mode 0444).
-    Object,
-    /// A state file or record inside `.muse/`.
-    State,
-    /// A file restored into the working tree.
-    Restore,
-}
-
-impl TempKind {
-    /// The temp file name prefix (shared/FORMAT.md, "Extensions").
-    #[must_use]
-    pub fn prefix(self) -> &'static str {
-        match self {
-            TempKind::Object => OBJECT_TMP_PREFIX,
-            TempKind::State => STATE_TMP_PREFIX,
-            TempKind::Restore => RESTORE_TMP_PREFIX,
-        }
-    }
-
-    fn mode(self) -> u32 {
-        match self {
-            TempKind::Object => 0o444,
-            TempKind::State | TempKind::Restore => 0o666,
-        }
-    }
 }
 
 /// A step of the write protocol, named in errors.
@@ -150,7 +121,7 @@ impl WriteError {
         }
     }
 
-    fn failed(path: &Path, step: WriteStep, source: io::Error) -> Self {
+    pub(super) fn failed(path: &Path, step: WriteStep, source: io::Error) -> Self {
         WriteError::Failed {
             path: path.to_path_buf(),
             step,
@@ -174,7 +145,7 @@ static UNSUPPORTED_SYNC_LOGGED: AtomicBool = AtomicBool::new(false);
 /// every writer: two repository handles can race on one shard.
 static PENDING_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
-fn pending_dirs() -> MutexGuard<'static, BTreeSet<PathBuf>> {
+pub(super) fn pending_dirs() -> MutexGuard<'static, BTreeSet<PathBuf>> {
     // The set stays consistent even if a holder panicked: every operation on
     // it is a single insert, remove or lookup.
     PENDING_DIRS.lock().unwrap_or_else(PoisonError::into_inner)
@@ -191,8 +162,8 @@ fn unsynced_dirs() -> MutexGuard<'static, BTreeSet<PathBuf>> {
 /// The only code that creates, replaces, renames or removes repository files.
 #[derive(Clone)]
 pub struct DurableWriter {
-    vfs: Arc<dyn Vfs>,
-    durability: Durability,
+    pub(super) vfs: Arc<dyn Vfs>,
+    pub(super) durability: Durability,
     /// Set on the writer of a [`WriteBatch`]: staged writes are held back
     /// for the batch's barriers instead of being synced one by one.
     batch: Option<Arc<BatchState>>,
@@ -230,15 +201,14 @@ impl DurableWriter {
     /// by [`WriteBatch::commit`] with two filesystem-wide barriers.
     pub fn batch(&self) -> WriteBatch {
         let state = Arc::new(BatchState::default());
-        WriteBatch {
-            writer: Self {
+        WriteBatch::new(
+            Self {
                 vfs: self.vfs.clone(),
                 durability: self.durability,
                 batch: Some(state.clone()),
             },
             state,
-            committed: false,
-        }
+        )
     }
 
     /// The durability level of this writer.
@@ -273,11 +243,7 @@ impl DurableWriter {
         self.create_dir_all(dir)?;
         let mut attempts = 0;
         loop {
-            let temp = dir.join(format!(
-                "{}{}",
-                kind.prefix(),
-                uuid::Uuid::new_v4().simple()
-            ));
+            let temp = dir.join(temp_name(kind.prefix()));
             match self.vfs.create_new(&temp, kind.mode()) {
                 Ok(file) => {
                     return Ok(Staged {
@@ -478,7 +444,7 @@ impl DurableWriter {
     }
 
     /// One filesystem-wide flush (`syncfs`) judged like an fsync.
-    fn barrier(&self, anchor: &Path) -> io::Result<()> {
+    pub(super) fn barrier(&self, anchor: &Path) -> io::Result<()> {
         if self.durability == Durability::None {
             return Ok(());
         }
@@ -555,7 +521,7 @@ pub fn torn_tail_start(path: &Path) -> io::Result<Option<u64>> {
     Ok(Some(0))
 }
 
-fn parent_of(path: &Path) -> Result<&Path, WriteError> {
+pub(super) fn parent_of(path: &Path) -> Result<&Path, WriteError> {
     path.parent().ok_or_else(|| {
         WriteError::failed(
             path,
@@ -565,134 +531,8 @@ fn parent_of(path: &Path) -> Result<&Path, WriteError> {
     })
 }
 
-fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What a batch has staged so far.
-#[derive(Debug, Default)]
-struct BatchState {
-    /// (temp file, target), in staging order.
-    files: Mutex<Vec<(PathBuf, PathBuf)>>,
-    /// Directories created for the batch, pending until its first barrier.
-    dirs: Mutex<Vec<PathBuf>>,
-}
-
-/// Many writes made durable together (git's `core.fsyncMethod=batch`, but
-/// with a barrier for the renames too).
-///
-/// Protocol of [`WriteBatch::commit`]:
-/// 1. every staged write is already complete in its temp file (no per-file
-///    fsync);
-/// 2. barrier: one `syncfs` makes every temp file's data, and every
-///    directory created for the batch, durable;
-/// 3. every temp file is renamed over its target;
-/// 4. barrier: one `syncfs` makes the renames durable.
-///
-/// Only after `commit` returns `Ok` may anything point at the batch's files
-/// (a ref moved with a full compare-and-swap), so nothing a ref names can be
-/// visible but not durable after a power cut. Dropping an uncommitted batch
-/// removes its temp files.
-#[must_use = "a batch publishes nothing until committed"]
-#[derive(Debug)]
-pub struct WriteBatch {
-    writer: DurableWriter,
-    state: Arc<BatchState>,
-    committed: bool,
-}
-
-impl WriteBatch {
-    /// The writer to give to the stores whose writes join this batch.
-    #[must_use]
-    pub fn writer(&self) -> &DurableWriter {
-        &self.writer
-    }
-
-    /// How many writes are staged.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        lock_ignoring_poison(&self.state.files).len()
-    }
-
-    /// Whether nothing is staged.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Publishes every staged write (see the type's docs). Returns how many
-    /// files were published. On an error, temp files not yet renamed are
-    /// removed; files already renamed are complete but not known durable.
-    pub fn commit(mut self) -> Result<usize, WriteError> {
-        self.committed = true;
-        let files = std::mem::take(&mut *lock_ignoring_poison(&self.state.files));
-        let dirs = std::mem::take(&mut *lock_ignoring_poison(&self.state.dirs));
-        let Some((_, first_target)) = files.first() else {
-            return Ok(0);
-        };
-        let anchor = parent_of(first_target)?.to_path_buf();
-        let cleanup = |from: usize| {
-            for (temp, _) in &files[from..] {
-                if let Err(e) = self.writer.vfs.remove_file(temp)
-                    && e.kind() != io::ErrorKind::NotFound
-                {
-                    log::warn!("could not remove temp file '{}': {e}", temp.display());
-                }
-            }
-        };
-        if let Err(e) = self.writer.barrier(&anchor) {
-            cleanup(0);
-            self.remove_created_dirs(&dirs);
-            return Err(WriteError::failed(first_target, WriteStep::Fsync, e));
-        }
-        if self.writer.durability != Durability::None {
-            let mut pending = pending_dirs();
-            for dir in &dirs {
-                pending.remove(dir);
-            }
-        }
-        for (i, (temp, target)) in files.iter().enumerate() {
-            if let Err(e) = self.writer.vfs.rename(temp, target) {
-                cleanup(i);
-                return Err(WriteError::failed(target, WriteStep::Rename, e));
-            }
-        }
-        self.writer
-            .barrier(&anchor)
-            .map_err(|source| WriteError::NotDurable {
-                path: first_target.clone(),
-                source,
-            })?;
-        Ok(files.len())
-    }
-}
-
-impl WriteBatch {
-    /// Removes the directories this batch created, newest first, when they
-    /// are empty (a batch that publishes nothing leaves no trace).
-    fn remove_created_dirs(&self, dirs: &[PathBuf]) {
-        for dir in dirs.iter().rev() {
-            // Not empty (someone else wrote there) or gone: leave it.
-            let _ = self.writer.vfs.remove_dir(dir);
-        }
-    }
-}
-
-impl Drop for WriteBatch {
-    fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        for (temp, _) in lock_ignoring_poison(&self.state.files).drain(..) {
-            if let Err(e) = self.writer.vfs.remove_file(&temp)
-                && e.kind() != io::ErrorKind::NotFound
-            {
-                log::warn!("could not remove temp file '{}': {e}", temp.display());
-            }
-        }
-        let dirs = std::mem::take(&mut *lock_ignoring_poison(&self.state.dirs));
-        self.remove_created_dirs(&dirs);
-    }
 }
 
 /// A temp file being written; becomes the target on [`Staged::commit`].

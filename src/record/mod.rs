@@ -16,6 +16,7 @@ mod commit;
 mod json;
 mod snapshot;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,14 +24,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use commit::{COMMIT_FORMAT_VERSION, CommitRecord, commit_id};
+pub use commit::{CommitRecord, commit_id};
 pub use snapshot::{SnapshotRecord, snapshot_id};
 
 use crate::durable::{DurableWriter, TempKind};
-use crate::error::{Error, Result};
+use crate::error::{Error, RecordCorruption, Result};
+use crate::files::{self, Entry};
 use crate::id::ObjectId;
 use crate::layout::Layout;
-use crate::repo::Repository;
 
 /// What the record store needs to know about a record type.
 trait Record: Serialize + DeserializeOwned {
@@ -62,34 +63,54 @@ impl Record for SnapshotRecord {
     }
 }
 
-/// The JSON text of a commit record exactly as Muse writes it (Python's
-/// `json.dumps(record, indent=2)` plus a newline, non-ASCII escaped).
-pub fn commit_to_json(record: &CommitRecord) -> Result<Vec<u8>> {
-    to_json(record, Path::new("<commit record>"))
+impl CommitRecord {
+    /// The JSON text of this record exactly as Muse writes it (Python's
+    /// `json.dumps(record, indent=2)` plus a newline, non-ASCII escaped).
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        to_json(self, Path::new("<commit record>"))
+    }
+
+    /// Reads and verifies the commit record file at `path` (see
+    /// [`RecordStore::read_commit`]).
+    pub fn read_file(path: &Path) -> Result<Self> {
+        read_record(path)
+    }
 }
 
-/// The JSON text of a snapshot record exactly as Muse writes it; manifest
-/// entries in Muse's walk order (each directory's files, then its
-/// subdirectories).
-pub fn snapshot_to_json(record: &SnapshotRecord) -> Result<Vec<u8>> {
-    to_json(record, Path::new("<snapshot record>"))
+impl SnapshotRecord {
+    /// The JSON text of this record exactly as Muse writes it; manifest
+    /// entries in Muse's walk order (each directory's files, then its
+    /// subdirectories).
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        to_json(self, Path::new("<snapshot record>"))
+    }
+
+    /// Reads and verifies the snapshot record file at `path` (see
+    /// [`RecordStore::read_snapshot`]).
+    pub fn read_file(path: &Path) -> Result<Self> {
+        read_record(path)
+    }
 }
 
 fn to_json<R: Serialize>(record: &R, path: &Path) -> Result<Vec<u8>> {
-    json::to_python_json(record).map_err(|e| Error::Corrupt {
+    json::to_python_json(record)
+        .map_err(|e| Error::corrupt(path, format!("cannot serialise the record: {e}")))
+}
+
+fn record_integrity(
+    path: &Path,
+    kind: &'static str,
+    reason: &'static str,
+    expected: ObjectId,
+    actual: ObjectId,
+) -> Error {
+    Error::RecordIntegrity(Box::new(RecordCorruption {
         path: path.to_path_buf(),
-        reason: format!("cannot serialise the record: {e}"),
-    })
-}
-
-/// Reads and verifies the commit record at `path` (see [`RecordStore::read_commit`]).
-pub fn read_commit_file(path: &Path) -> Result<CommitRecord> {
-    read_record(path)
-}
-
-/// Reads and verifies the snapshot record at `path` (see [`RecordStore::read_snapshot`]).
-pub fn read_snapshot_file(path: &Path) -> Result<SnapshotRecord> {
-    read_record(path)
+        kind,
+        reason,
+        expected,
+        actual,
+    }))
 }
 
 /// Reads the record at `path`, checking its id against its fields and, when
@@ -103,13 +124,13 @@ fn read_record<R: Record>(path: &Path) -> Result<R> {
     let stored = record.stored_id();
     let computed = record.computed_id();
     if stored != computed {
-        return Err(Error::RecordIntegrity {
-            path: path.to_path_buf(),
-            kind: R::KIND,
-            reason: "id mismatch: its fields hash to another id than the one it stores",
-            expected: stored,
-            actual: computed,
-        });
+        return Err(record_integrity(
+            path,
+            R::KIND,
+            "id mismatch: its fields hash to another id than the one it stores",
+            stored,
+            computed,
+        ));
     }
     let named = path
         .file_name()
@@ -119,13 +140,13 @@ fn read_record<R: Record>(path: &Path) -> Result<R> {
     if let Some(named) = named
         && named != stored
     {
-        return Err(Error::RecordIntegrity {
-            path: path.to_path_buf(),
-            kind: R::KIND,
-            reason: "id mismatch: the file name names another id than the one it stores",
-            expected: named,
-            actual: stored,
-        });
+        return Err(record_integrity(
+            path,
+            R::KIND,
+            "id mismatch: the file name names another id than the one it stores",
+            named,
+            stored,
+        ));
     }
     Ok(record)
 }
@@ -179,6 +200,16 @@ impl RecordStore {
         Self::read_by_id(self.layout.snapshot_path(id), id)
     }
 
+    /// The manifest of commit `id` (read and verified through its commit
+    /// and snapshot records); empty for `None` (an unborn branch).
+    pub fn tree_of(&self, commit: Option<ObjectId>) -> Result<BTreeMap<String, ObjectId>> {
+        let Some(id) = commit else {
+            return Ok(BTreeMap::new());
+        };
+        let record = self.read_commit(&id)?;
+        Ok(self.read_snapshot(&record.snapshot_id)?.manifest)
+    }
+
     /// Whether a commit record file exists for `id` (not verified).
     #[must_use]
     pub fn contains_commit(&self, id: &ObjectId) -> bool {
@@ -189,6 +220,31 @@ impl RecordStore {
     #[must_use]
     pub fn contains_snapshot(&self, id: &ObjectId) -> bool {
         self.layout.snapshot_path(id).is_file()
+    }
+
+    /// Every name in `commits/`, classified (records, temp files, strays).
+    pub(crate) fn list_commits(&self) -> Result<Vec<Entry>> {
+        files::list_records(&self.layout.commits_dir())
+    }
+
+    /// Every name in `snapshots/`, classified.
+    pub(crate) fn list_snapshots(&self) -> Result<Vec<Entry>> {
+        files::list_records(&self.layout.snapshots_dir())
+    }
+
+    /// The ids of every stored commit record whose hex starts with `prefix`
+    /// (names only; not verified), sorted.
+    pub fn commits_with_prefix(&self, prefix: &str) -> Result<Vec<ObjectId>> {
+        let mut ids: Vec<ObjectId> = self
+            .list_commits()?
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Item(id, _) if id.to_hex().starts_with(prefix) => Some(id),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     fn read_by_id<R: Record>(path: PathBuf, id: &ObjectId) -> Result<R> {
@@ -214,13 +270,13 @@ impl RecordStore {
     fn write_record<R: Record>(&self, path: PathBuf, record: &R) -> Result<bool> {
         let (stored, computed) = (record.stored_id(), record.computed_id());
         if stored != computed {
-            return Err(Error::RecordIntegrity {
-                path,
-                kind: R::KIND,
-                reason: "refusing to write it: its fields hash to another id than the one it stores",
-                expected: stored,
-                actual: computed,
-            });
+            return Err(record_integrity(
+                &path,
+                R::KIND,
+                "refusing to write it: its fields hash to another id than the one it stores",
+                stored,
+                computed,
+            ));
         }
         match fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -233,7 +289,7 @@ impl RecordStore {
                     return Ok(false);
                 }
                 // Damaged: replace it with verified content.
-                Err(Error::RecordIntegrity { .. } | Error::Corrupt { .. }) => {}
+                Err(Error::RecordIntegrity(_) | Error::Corrupt { .. }) => {}
                 Err(e) => return Err(e),
             },
             Ok(_) => {
@@ -246,15 +302,6 @@ impl RecordStore {
         let bytes = to_json(record, &path)?;
         self.writer.write_file(&path, TempKind::State, &bytes)?;
         Ok(true)
-    }
-}
-
-// Kept here rather than in repo.rs so the record layer is one module.
-impl Repository {
-    /// The commit and snapshot records of this repository.
-    #[must_use]
-    pub fn records(&self) -> RecordStore {
-        RecordStore::new(self.layout().clone(), self.writer().clone())
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::Command;
 use super::*;
 use crate::clock::Timestamp;
 use crate::durable::Durability;
-use crate::repo::Options;
+use crate::repo::{Options, Repository};
 
 type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
@@ -129,7 +129,7 @@ fn fixture_records_read_back_and_reserialise_byte_identically() -> TestResult {
         assert_eq!(record.format_version, 5, "{}", path.display());
         let bytes = std::fs::read(&path)?;
         assert_eq!(
-            String::from_utf8(commit_to_json(&record)?)?,
+            String::from_utf8(record.to_json()?)?,
             String::from_utf8(bytes)?,
             "re-serialised {} differs",
             path.display()
@@ -142,7 +142,7 @@ fn fixture_records_read_back_and_reserialise_byte_identically() -> TestResult {
         let record = records.read_snapshot(&ObjectId::from_hex(name)?)?;
         let bytes = std::fs::read(&path)?;
         assert_eq!(
-            String::from_utf8(snapshot_to_json(&record)?)?,
+            String::from_utf8(record.to_json()?)?,
             String::from_utf8(bytes)?,
             "re-serialised {} differs",
             path.display()
@@ -224,7 +224,7 @@ fn record_under_another_ids_name_is_refused() -> TestResult {
     let other = ObjectId::hash(b"other");
     let wrong = repo.layout().snapshot_path(&other);
     repo.writer()
-        .write_file(&wrong, TempKind::State, &snapshot_to_json(&snap)?)?;
+        .write_file(&wrong, TempKind::State, &snap.to_json()?)?;
     let err = repo
         .records()
         .read_snapshot(&other)
@@ -305,7 +305,7 @@ fn unknown_and_missing_fields_are_tolerated() -> TestResult {
     );
     assert_eq!(record.sem_ver_bump, "none");
     assert_eq!(record.computed_id(), cid);
-    let out = String::from_utf8(commit_to_json(&record)?)?;
+    let out = String::from_utf8(record.to_json()?)?;
     assert!(
         out.contains("  \"test_runs\": 0,\n  \"future_field\": {\n    \"x\": 1\n  }\n}\n"),
         "unknown field kept, after the known ones: {out}"

@@ -12,9 +12,8 @@
 //! - every movement appends one line to the branch's reflog (and to
 //!   `logs/HEAD` when HEAD points at the branch).
 
-mod lock;
-mod name;
-pub mod reflog;
+mod journal;
+mod reflog;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -24,16 +23,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use lock::{DEFAULT_LOCK_TIMEOUT, FileLock, LockOwner, host_name};
-pub use name::{BranchName, InvalidName, MAX_NAME_LEN};
+pub(crate) use journal::Journal;
 pub use reflog::{Reflog, ReflogEntry};
 
 use crate::clock::Timestamp;
-use crate::durable::{DurableWriter, TempKind};
-use crate::error::{Error, Result};
+use crate::durable::{DEFAULT_LOCK_TIMEOUT, DurableWriter, FileLock, TempKind, host_name};
+use crate::error::{Error, Expected, InvalidName, Result};
+use crate::failpoint::crash_point;
+use crate::files;
 use crate::id::ObjectId;
-use crate::layout::{Layout, is_temp_name};
-use crate::testhook::crash_point;
+use crate::layout::Layout;
+use crate::name::BranchName;
 
 /// What HEAD says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,35 +70,6 @@ impl Head {
         match self {
             Head::Branch(b) => format!("ref: refs/heads/{b}\n"),
             Head::Detached(id) => format!("commit: {id}\n"),
-        }
-    }
-}
-
-/// What a ref must hold for an update to go ahead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected {
-    /// Anything (an unconditional update).
-    Any,
-    /// Nothing: the branch is absent or unborn.
-    Absent,
-    /// Exactly this commit.
-    Value(ObjectId),
-}
-
-impl Expected {
-    fn matches(self, actual: Option<ObjectId>) -> bool {
-        match self {
-            Expected::Any => true,
-            Expected::Absent => actual.is_none(),
-            Expected::Value(id) => actual == Some(id),
-        }
-    }
-
-    fn describe(self) -> String {
-        match self {
-            Expected::Any => "any value".to_owned(),
-            Expected::Absent => "absent".to_owned(),
-            Expected::Value(id) => id.to_string(),
         }
     }
 }
@@ -145,31 +116,6 @@ pub struct RefChange {
     pub new: RefState,
 }
 
-impl Serialize for BranchName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BranchName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        BranchName::from_stored(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// The journal of a multi-ref transaction (`.muse/ref-transactions/<id>.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Journal {
-    transaction_id: String,
-    pid: u32,
-    host: String,
-    created_at: String,
-    message: String,
-    author: String,
-    changes: Vec<RefChange>,
-}
-
 /// The refs of one repository.
 #[derive(Debug, Clone)]
 pub struct RefStore {
@@ -181,22 +127,50 @@ pub struct RefStore {
 
 impl RefStore {
     /// The refs in `layout`, written through `writer`, with reflog lines
-    /// attributed to `author`.
+    /// attributed to `author`, waiting up to `lock_timeout` for a ref lock.
     #[must_use]
-    pub fn new(layout: Layout, writer: DurableWriter, author: String) -> Self {
+    pub(crate) fn new(
+        layout: Layout,
+        writer: DurableWriter,
+        author: String,
+        lock_timeout: Duration,
+    ) -> Self {
         Self {
             layout,
             writer,
             author,
-            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            lock_timeout,
         }
+    }
+
+    /// The refs in `layout` for recovery: no author is needed (replayed
+    /// reflog lines name the journal's own author) and nothing waits.
+    pub(crate) fn for_recovery(layout: Layout, writer: DurableWriter) -> Self {
+        Self::new(layout, writer, "unknown".to_owned(), DEFAULT_LOCK_TIMEOUT)
+    }
+
+    /// The author reflog lines written through this store name.
+    #[must_use]
+    pub fn author(&self) -> &str {
+        &self.author
     }
 
     /// The same store with another lock wait limit.
     #[must_use]
-    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
-        self
+    pub fn with_lock_timeout(&self, timeout: Duration) -> Self {
+        Self {
+            lock_timeout: timeout,
+            ..self.clone()
+        }
+    }
+
+    /// The same store with another author for reflog lines.
+    #[must_use]
+    pub fn with_author(&self, author: impl Into<String>) -> Self {
+        Self {
+            author: author.into(),
+            ..self.clone()
+        }
     }
 
     fn lock(&self, target: &Path) -> Result<FileLock> {
@@ -204,11 +178,11 @@ impl RefStore {
         if let Some(dir) = target.parent() {
             self.writer.create_dir_all(dir)?;
         }
-        FileLock::acquire(
+        Ok(FileLock::acquire(
             self.writer.vfs(),
             &FileLock::path_for(target),
             self.lock_timeout,
-        )
+        )?)
     }
 
     /// Reads HEAD.
@@ -258,10 +232,8 @@ impl RefStore {
     /// names that break Muse's rules, are skipped.
     pub fn branches(&self) -> Result<Vec<(BranchName, RefState)>> {
         let mut names = Vec::new();
-        let mut files = Vec::new();
-        crate::reach::ref_files(&self.layout.heads_dir(), "", &mut files)?;
-        for (full, path) in files {
-            match BranchName::from_stored(&full) {
+        for (name, path) in self.branch_files()? {
+            match name {
                 Ok(b) => names.push(b),
                 Err(e) => log::warn!("skipping ref file '{}': {e}", path.display()),
             }
@@ -274,6 +246,32 @@ impl RefStore {
                 Ok((name, state))
             })
             .collect()
+    }
+
+    /// Every file under `refs/heads/` (temp and lock files skipped) with the
+    /// branch name it stands for, or why that name is not one, sorted: the
+    /// one listing of branches.
+    pub(crate) fn branch_files(
+        &self,
+    ) -> Result<Vec<(std::result::Result<BranchName, InvalidName>, PathBuf)>> {
+        Ok(files::ref_files(&self.layout.heads_dir())?
+            .into_iter()
+            .map(|(name, path)| (BranchName::from_stored(&name), path))
+            .collect())
+    }
+
+    /// Every reflog file: `logs/HEAD` (when present), then each branch's.
+    pub(crate) fn reflog_files(&self) -> Result<Vec<PathBuf>> {
+        let mut logs = Vec::new();
+        if self.layout.head_log().is_file() {
+            logs.push(self.layout.head_log());
+        }
+        logs.extend(
+            files::ref_files(&self.layout.branch_logs_dir())?
+                .into_iter()
+                .map(|(_, path)| path),
+        );
+        Ok(logs)
     }
 
     /// Compare-and-swap of one branch: sets it to `new` if it holds what
@@ -303,6 +301,43 @@ impl RefStore {
         tx.delete(branch.clone(), expected);
         let changes = tx.commit()?;
         Ok(changes.first().and_then(|c| c.old.commit()))
+    }
+
+    /// Creates `branch` at the commit HEAD resolves to and returns that
+    /// commit. Fails with [`Error::BranchExists`] when the branch exists,
+    /// [`Error::BranchNameClash`] when it would nest with another, and
+    /// [`Error::UnbornBranch`] when HEAD has no commit yet.
+    pub fn create_branch_at_head(&self, branch: &BranchName) -> Result<ObjectId> {
+        let start = match self.head()? {
+            Head::Detached(id) => id,
+            Head::Branch(current) => self.branch(&current)?.ok_or(Error::UnbornBranch {
+                branch: current.to_string(),
+            })?,
+        };
+        match self.update(
+            branch,
+            start,
+            Expected::Absent,
+            &format!("branch: created from {start}"),
+        ) {
+            Ok(_) => Ok(start),
+            Err(Error::CasMismatch(_)) => Err(Error::BranchExists {
+                branch: branch.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes `branch` and returns its last commit. Refuses the branch HEAD
+    /// is on ([`Error::BranchCheckedOut`]); a branch that does not exist is
+    /// [`Error::NoSuchBranch`].
+    pub fn delete_branch(&self, branch: &BranchName) -> Result<Option<ObjectId>> {
+        if self.head()? == Head::Branch(branch.clone()) {
+            return Err(Error::BranchCheckedOut {
+                branch: branch.to_string(),
+            });
+        }
+        self.delete(branch, Expected::Any, &format!("branch: deleted {branch}"))
     }
 
     /// Starts a transaction whose reflog lines say `message`.
@@ -339,12 +374,45 @@ impl RefStore {
 
     /// The reflog of `branch`.
     pub fn reflog(&self, branch: &BranchName) -> Result<Reflog> {
-        reflog::read(&self.layout.branch_log(branch))
+        Reflog::read(&self.layout.branch_log(branch))
     }
 
     /// The reflog of HEAD.
     pub fn head_reflog(&self) -> Result<Reflog> {
-        reflog::read(&self.layout.head_log())
+        Reflog::read(&self.layout.head_log())
+    }
+
+    /// A branch name that `branch` cannot coexist with as a path: an
+    /// existing branch that is a directory prefix of it (`feat` for
+    /// `feat/a`), or one below it (`feat/a` for `feat`).
+    fn clash(&self, branch: &BranchName) -> Result<Option<String>> {
+        let heads = self.layout.heads_dir();
+        let path = self.layout.branch_path(branch);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                let below = files::ref_files(&path)?;
+                return Ok(Some(match below.first() {
+                    Some((rest, _)) => format!("{branch}/{rest}"),
+                    None => format!("{branch}/"),
+                }));
+            }
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("inspect ref", path, e)),
+        }
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == heads || !d.starts_with(&heads) {
+                break;
+            }
+            if fs::symlink_metadata(d).is_ok_and(|m| m.is_file())
+                && let Ok(rel) = d.strip_prefix(&heads)
+            {
+                return Ok(Some(rel.to_string_lossy().into_owned()));
+            }
+            dir = d.parent();
+        }
+        Ok(None)
     }
 
     fn log(&self, path: &Path, old: ObjectId, new: ObjectId, message: &str) -> Result<()> {
@@ -478,30 +546,11 @@ impl RefStore {
     /// half-applied. Journals whose locks a live process holds are in
     /// progress and left alone. Returns how many were rolled forward.
     pub fn recover(&self) -> Result<usize> {
-        let dir = self.layout.transactions_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(Error::io("list", dir, e)),
-        };
         let mut recovered = 0;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
-            let path = entry.path();
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if is_temp_name(name) || !name.ends_with(".json") {
+        for path in Journal::list(&self.layout)? {
+            let Some(journal) = Journal::read(&path)? else {
                 continue;
-            }
-            let bytes = match fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("read", path, e)),
             };
-            let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                path: path.clone(),
-                reason: format!("ref transaction journal: {e}"),
-            })?;
             let mut branches: Vec<&BranchName> =
                 journal.changes.iter().map(|c| &c.branch).collect();
             branches.sort();
@@ -569,11 +618,19 @@ impl Transaction<'_> {
     pub fn commit(self) -> Result<Vec<RefChange>> {
         let refs = self.refs;
         let mut seen = BTreeSet::new();
-        for (branch, _, _) in &self.ops {
+        for (branch, change, _) in &self.ops {
             if !seen.insert(branch.clone()) {
-                return Err(Error::Invalid(format!(
-                    "branch '{branch}' appears more than once in one transaction"
-                )));
+                return Err(Error::DuplicateRef {
+                    branch: branch.to_string(),
+                });
+            }
+            if matches!(change, Change::Set(_))
+                && let Some(existing) = refs.clash(branch)?
+            {
+                return Err(Error::BranchNameClash {
+                    branch: branch.to_string(),
+                    existing,
+                });
             }
         }
         // Locks in name order: two transactions can never wait on each other.
@@ -585,18 +642,14 @@ impl Transaction<'_> {
         for (branch, change, expected) in &self.ops {
             let old = refs.branch_state(branch)?;
             if !expected.matches(old.commit()) {
-                return Err(Error::CasMismatch {
-                    branch: branch.to_string(),
-                    expected: expected.describe(),
-                    actual: old.commit(),
-                });
+                return Err(Error::cas(branch.as_str(), *expected, old.commit()));
             }
             let new = match change {
                 Change::Verify => continue,
                 Change::Set(id) => RefState::At(*id),
                 Change::Delete if old == RefState::Missing => {
-                    return Err(Error::UnknownRef {
-                        name: branch.to_string(),
+                    return Err(Error::NoSuchBranch {
+                        branch: branch.to_string(),
                     });
                 }
                 Change::Delete => RefState::Missing,
@@ -628,9 +681,8 @@ impl Transaction<'_> {
 
     fn write_journal(&self, changes: &[RefChange]) -> Result<PathBuf> {
         let refs = self.refs;
-        let id = uuid::Uuid::new_v4().simple().to_string();
         let journal = Journal {
-            transaction_id: id.clone(),
+            transaction_id: uuid::Uuid::new_v4().simple().to_string(),
             pid: std::process::id(),
             host: host_name(),
             created_at: Timestamp::now().to_isoformat(),
@@ -638,11 +690,7 @@ impl Transaction<'_> {
             author: refs.author.clone(),
             changes: changes.to_vec(),
         };
-        let path = refs.layout.transactions_dir().join(format!("{id}.json"));
-        let bytes =
-            serde_json::to_vec_pretty(&journal).map_err(|e| Error::Invalid(e.to_string()))?;
-        refs.writer.write_file(&path, TempKind::State, &bytes)?;
-        Ok(path)
+        journal.write(&refs.layout, &refs.writer)
     }
 
     fn apply(&self, changes: &[RefChange]) -> Result<()> {

@@ -106,8 +106,15 @@ pub struct Reflog {
     pub torn_tail: bool,
 }
 
+impl Reflog {
+    /// Reads the reflog file at `path` (empty when missing).
+    pub fn read(path: &Path) -> Result<Reflog> {
+        read(path)
+    }
+}
+
 /// Reads the reflog at `path` (empty when missing).
-pub fn read(path: &Path) -> Result<Reflog> {
+fn read(path: &Path) -> Result<Reflog> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Reflog::default()),
@@ -132,7 +139,7 @@ pub fn read(path: &Path) -> Result<Reflog> {
 }
 
 /// Appends `entry` to the reflog at `path`, durably.
-pub fn append(writer: &DurableWriter, path: &Path, entry: &ReflogEntry) -> Result<()> {
+pub(crate) fn append(writer: &DurableWriter, path: &Path, entry: &ReflogEntry) -> Result<()> {
     writer.append_record(path, &entry.to_line())?;
     Ok(())
 }

@@ -285,14 +285,14 @@ fn read_one<T: CoordinationFile>(path: &Path, expected: &Uuid) -> Result<Option<
         return Ok(None);
     };
     if value.id() != expected {
-        return Err(super::corrupt(
+        return Err(Error::corrupt(
             path,
             format!("it holds id {} but is named for {expected}", value.id()),
         ));
     }
     for (field, time) in value.times() {
         if parsed(time).is_none() {
-            return Err(super::corrupt(
+            return Err(Error::corrupt(
                 path,
                 format!("{field} '{time}' is not an ISO-8601 time with an offset"),
             ));
@@ -331,17 +331,18 @@ fn id_from_file_name(name: &str) -> Option<Uuid> {
 }
 
 fn check_fields(what_a: &'static str, a: &str, what_b: &'static str, b: &str) -> Result<()> {
-    super::check_plain_text(what_a, a)?;
-    super::check_plain_text(what_b, b)
+    crate::name::check_plain_text(what_a, a)?;
+    Ok(crate::name::check_plain_text(what_b, b)?)
 }
 
 fn check_time(field: &'static str, time: &str) -> Result<()> {
     if parsed(time).is_none() {
-        return Err(Error::InvalidName {
-            what: field,
-            name: time.to_owned(),
-            reason: "not an ISO-8601 time with an offset".to_owned(),
-        });
+        return Err(crate::error::InvalidName::new(
+            field,
+            time,
+            "not an ISO-8601 time with an offset",
+        )
+        .into());
     }
     Ok(())
 }
@@ -351,7 +352,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::state::testutil::{TestResult, fault_matrix, repo};
+    use crate::testutil::{TestResult, fault_matrix, repo};
 
     #[test]
     fn reservation_round_trip_and_expiry() -> TestResult {
@@ -441,17 +442,25 @@ mod tests {
         let r = Reservation::create(&repo, "run", "main", vec![], None)?;
         let dir = repo.layout().reservations_dir();
         let w = repo.writer();
-        w.write_file(&dir.join(".muse-tmp-abc"), crate::TempKind::State, b"{")?;
-        w.write_file(&dir.join("notes.txt"), crate::TempKind::State, b"hi")?;
+        w.write_file(
+            &dir.join(".muse-tmp-abc"),
+            crate::durable::TempKind::State,
+            b"{",
+        )?;
+        w.write_file(
+            &dir.join("notes.txt"),
+            crate::durable::TempKind::State,
+            b"hi",
+        )?;
         w.write_file(
             &dir.join(format!(
                 "{}.json",
                 r.reservation_id.to_string().to_uppercase()
             )),
-            crate::TempKind::State,
+            crate::durable::TempKind::State,
             b"{",
         )?;
-        w.write_file(&dir.join("zzz.json"), crate::TempKind::State, b"{")?;
+        w.write_file(&dir.join("zzz.json"), crate::durable::TempKind::State, b"{")?;
         assert_eq!(Reservation::list(&repo)?, vec![r], "only <uuid>.json files");
         Ok(())
     }
@@ -470,7 +479,7 @@ mod tests {
             serde_json::to_vec(&bad_time)?,
         ] {
             repo.writer()
-                .write_file(&path, crate::TempKind::State, &bytes)?;
+                .write_file(&path, crate::durable::TempKind::State, &bytes)?;
             for err in [
                 Reservation::read(&repo, &r.reservation_id).err(),
                 Reservation::list(&repo).err(),
@@ -531,7 +540,10 @@ mod tests {
             &|repo, err| {
                 let now = Reservation::read(repo, &old.reservation_id)?;
                 match err {
-                    Some(crate::Error::Write(crate::WriteError::NotDurable { .. })) | None => {
+                    Some(crate::Error::Write(crate::durable::WriteError::NotDurable {
+                        ..
+                    }))
+                    | None => {
                         assert_eq!(now.as_ref(), Some(&new), "new content after the rename");
                     }
                     Some(_) => assert_eq!(now.as_ref(), Some(&old), "old content intact"),

@@ -75,7 +75,7 @@ impl MergeState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::testutil::{TestResult, fault_matrix, fixture, repo};
+    use crate::testutil::{TestResult, fault_matrix, fixture, repo};
 
     fn id(n: u8) -> ObjectId {
         ObjectId::hash(&[n])
@@ -142,8 +142,11 @@ mod tests {
         with_extra["strategy"] = serde_json::json!("ours");
         let mut bytes = serde_json::to_vec_pretty(&with_extra)?;
         bytes.push(b'\n');
-        repo.writer()
-            .write_file(&repo.layout().merge_state(), crate::TempKind::State, &bytes)?;
+        repo.writer().write_file(
+            &repo.layout().merge_state(),
+            crate::durable::TempKind::State,
+            &bytes,
+        )?;
         let state = MergeState::read(&repo)?.ok_or("state missing")?;
         state.write(&repo)?;
         let again = MergeState::read(&repo)?.ok_or("state missing")?;
@@ -164,7 +167,7 @@ mod tests {
             b"{\"base_commit\": null}",
             b"{\"base_commit\": null, \"ours_commit\": \"ABC\", \"theirs_commit\": \"x\", \"conflict_paths\": []}",
         ] {
-            repo.writer().write_file(&path, crate::TempKind::State, bad)?;
+            repo.writer().write_file(&path, crate::durable::TempKind::State, bad)?;
             let err = MergeState::read(&repo).err().ok_or("malformed file was accepted")?;
             assert!(matches!(err, crate::Error::Corrupt { .. }), "{err:?}");
             assert!(err.to_string().contains("MERGE_STATE.json"), "names the file: {err}");
@@ -182,7 +185,10 @@ mod tests {
             &|repo, err| {
                 let now = MergeState::read(repo)?;
                 match err {
-                    Some(crate::Error::Write(crate::WriteError::NotDurable { .. })) | None => {
+                    Some(crate::Error::Write(crate::durable::WriteError::NotDurable {
+                        ..
+                    }))
+                    | None => {
                         assert_eq!(now.as_ref(), Some(&new), "new content after the rename");
                     }
                     Some(_) => assert_eq!(now.as_ref(), Some(&old), "old content intact"),
@@ -196,7 +202,10 @@ mod tests {
             &|repo, err| {
                 let now = MergeState::read(repo)?;
                 match err {
-                    Some(crate::Error::Write(crate::WriteError::NotDurable { .. })) | None => {
+                    Some(crate::Error::Write(crate::durable::WriteError::NotDurable {
+                        ..
+                    }))
+                    | None => {
                         assert_eq!(now, None, "cleared");
                     }
                     Some(_) => assert_eq!(now.as_ref(), Some(&old), "old content intact"),

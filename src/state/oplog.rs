@@ -16,10 +16,8 @@
 //!   concurrent appenders to one session could cut each other's line while
 //!   repairing a torn tail.
 
-use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,57 +25,8 @@ use crate::clock::Timestamp;
 use crate::durable::DurableWriter;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
+use crate::name::SessionId;
 use crate::repo::Repository;
-
-/// A validated op-log session id: one safe path component.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SessionId(String);
-
-impl SessionId {
-    /// Validates `id`: not empty, at most 255 bytes, no `/`, `\`, NUL or
-    /// control character, no `..`, and not starting with `.` (which also
-    /// keeps it clear of temp-file names).
-    pub fn new(id: impl Into<String>) -> Result<Self> {
-        let id = id.into();
-        super::check_plain_text("session id", &id)?;
-        let reason = if id.contains(['/', '\\']) {
-            Some("it contains a path separator")
-        } else if id.contains("..") {
-            Some("it contains '..'")
-        } else if id.starts_with('.') {
-            Some("it starts with '.'")
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            return Err(Error::InvalidName {
-                what: "session id",
-                name: id,
-                reason: reason.to_owned(),
-            });
-        }
-        Ok(Self(id))
-    }
-
-    /// The id as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for SessionId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::new(s)
-    }
-}
 
 /// One line of `ops.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,7 +187,7 @@ impl OpLog {
     /// last line left by a crash.
     pub fn append(&self, entry: &OpEntry) -> Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(|e| {
-            super::corrupt(&self.ops, format!("entry could not be serialised: {e}"))
+            Error::corrupt(&self.ops, format!("entry could not be serialised: {e}"))
         })?;
         line.push(b'\n');
         // Debris (unparseable complete lines) ends before any torn tail.
@@ -255,7 +204,7 @@ impl OpLog {
     /// during the last append) are ignored; a line that does not parse
     /// followed by one that does is an error naming the file and the line.
     pub fn read(&self) -> Result<Vec<OpEntry>> {
-        let Some(bytes) = super::read_optional(&self.ops)? else {
+        let Some(bytes) = crate::files::read_optional(&self.ops)? else {
             return Ok(Vec::new());
         };
         let complete = bytes
@@ -278,7 +227,7 @@ impl OpLog {
             match serde_json::from_slice(line) {
                 Ok(entry) => {
                     if let Some((bad_index, e)) = bad {
-                        return Err(super::corrupt(
+                        return Err(Error::corrupt(
                             &self.ops,
                             format!("line {} is not an op entry: {e}", bad_index + 1),
                         ));
@@ -304,11 +253,12 @@ impl OpLog {
     /// `session_id` must be this log's session.
     pub fn write_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         if checkpoint.session_id != self.session.as_str() {
-            return Err(Error::InvalidName {
-                what: "checkpoint session id",
-                name: checkpoint.session_id.clone(),
-                reason: format!("this op log belongs to session '{}'", self.session),
-            });
+            return Err(crate::error::InvalidName::new(
+                "checkpoint session id",
+                &checkpoint.session_id,
+                "it is not the session this op log belongs to",
+            )
+            .into());
         }
         super::write_json(&self.writer, &self.checkpoint, checkpoint)
     }
@@ -399,10 +349,10 @@ fn torn_tail_cut(path: &Path) -> Result<Option<u64>> {
 mod tests {
     use super::*;
     use crate::durable::OpKind;
-    use crate::state::testutil::{TestResult, fault_matrix, repo};
+    use crate::testutil::{TestResult, fault_matrix, repo};
 
     fn session() -> Result<SessionId> {
-        SessionId::new("session-1")
+        Ok(SessionId::new("session-1")?)
     }
 
     fn entry(n: u64) -> OpEntry {
@@ -429,7 +379,7 @@ mod tests {
         ] {
             let err = SessionId::new(bad).err();
             assert!(
-                matches!(err, Some(Error::InvalidName { .. })),
+                err.as_ref().is_some_and(|e| e.what == "session id"),
                 "{bad:?} refused: {err:?}"
             );
         }
@@ -545,7 +495,7 @@ mod tests {
 
         repo.writer().write_file(
             &repo.layout().checkpoint_path(&session()?),
-            crate::TempKind::State,
+            crate::durable::TempKind::State,
             b"[]",
         )?;
         let err = log
@@ -601,7 +551,7 @@ mod tests {
             &|repo, err| {
                 let now = OpLog::new(repo, session()?).read_checkpoint()?;
                 match err {
-                    Some(Error::Write(crate::WriteError::NotDurable { .. })) | None => {
+                    Some(Error::Write(crate::durable::WriteError::NotDurable { .. })) | None => {
                         assert_eq!(now, Some(cp(2)), "new content after the rename");
                     }
                     Some(_) => assert_eq!(now, Some(cp(1)), "old content intact"),
@@ -613,7 +563,7 @@ mod tests {
 
     #[test]
     fn torn_tail_repair_is_a_truncate_then_write() -> TestResult {
-        let (_dir, repo, fault) = crate::state::testutil::fault_repo()?;
+        let (_dir, repo, fault) = crate::testutil::fault_repo()?;
         let log = OpLog::new(&repo, session()?);
         log.append(&entry(1))?;
         repo.writer().append(log.ops_path(), None, b"{\"torn")?;

@@ -68,7 +68,7 @@ impl RebaseState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::testutil::{TestResult, fault_matrix, repo};
+    use crate::testutil::{TestResult, fault_matrix, repo};
 
     fn id(n: u8) -> ObjectId {
         ObjectId::hash(&[n])
@@ -122,8 +122,11 @@ mod tests {
     fn malformed_file_names_the_file() -> TestResult {
         let (_dir, repo) = repo()?;
         let path = repo.layout().rebase_state();
-        repo.writer()
-            .write_file(&path, crate::TempKind::State, b"{\"original_branch\": 5}")?;
+        repo.writer().write_file(
+            &path,
+            crate::durable::TempKind::State,
+            b"{\"original_branch\": 5}",
+        )?;
         let err = RebaseState::read(&repo)
             .err()
             .ok_or("malformed file was accepted")?;
@@ -144,7 +147,10 @@ mod tests {
             &|repo, err| {
                 let now = RebaseState::read(repo)?;
                 match err {
-                    Some(crate::Error::Write(crate::WriteError::NotDurable { .. })) | None => {
+                    Some(crate::Error::Write(crate::durable::WriteError::NotDurable {
+                        ..
+                    }))
+                    | None => {
                         assert_eq!(now.as_ref(), Some(&new), "new content after the rename");
                     }
                     Some(_) => assert_eq!(now.as_ref(), Some(&old), "old content intact"),

@@ -29,10 +29,9 @@ use rayon::prelude::*;
 pub use ignore::{IgnoreRules, MUSEIGNORE};
 
 use crate::clock::Timestamp;
-use crate::durable::WriteBatch;
+use crate::durable::{RESTORE_TMP_PREFIX, WriteBatch};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use crate::layout::RESTORE_TMP_PREFIX;
 use crate::progress::{NoProgress, Progress};
 use crate::record::SnapshotRecord;
 use crate::repo::Repository;
@@ -40,10 +39,10 @@ use crate::store::{ObjectStore, hash_stream};
 
 /// Files smaller than this are read whole into a buffer; larger ones are
 /// streamed.
-pub const SMALL_FILE: u64 = 1024 * 1024;
+pub(crate) const SMALL_FILE: u64 = 1024 * 1024;
 
 /// Directories never entered, at any depth.
-pub const SKIPPED_DIRS: &[&str] = &[
+pub(crate) const SKIPPED_DIRS: &[&str] = &[
     ".muse",
     ".git",
     "node_modules",
@@ -65,7 +64,7 @@ pub const SKIPPED_DIRS: &[&str] = &[
 /// `.env`, `.env.*`, `.envrc`, `*.pem`, `*.key`, `*.p12`, `*.pfx`,
 /// `.DS_Store`, `Thumbs.db`), whatever the ignore file says.
 #[must_use]
-pub fn is_always_excluded(name: &str) -> bool {
+pub(crate) fn is_always_excluded(name: &str) -> bool {
     matches!(name, ".env" | ".envrc" | ".DS_Store" | "Thumbs.db")
         || name.starts_with(".env.")
         || [".pem", ".key", ".p12", ".pfx"]
@@ -76,14 +75,13 @@ pub fn is_always_excluded(name: &str) -> bool {
 
 /// The ignore rules of `repo`: its `.museignore` for the domain named in
 /// `repo.json` (default `code`).
-pub fn load_ignore(repo: &Repository) -> Result<IgnoreRules> {
-    let domain = repo.info()?.domain;
-    IgnoreRules::load(repo.work_tree(), &domain)
+pub(crate) fn load_ignore(repo: &Repository) -> Result<IgnoreRules> {
+    IgnoreRules::load(repo.work_tree(), &repo.info()?.domain)
 }
 
 /// Lists the files a snapshot of `work_tree` takes, as (POSIX relative path,
 /// absolute path), sorted by path. Reads directories only, no file content.
-pub fn scan_tree(work_tree: &Path, ignore: &IgnoreRules) -> Result<Vec<(String, PathBuf)>> {
+pub(crate) fn scan_tree(work_tree: &Path, ignore: &IgnoreRules) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let prune = !ignore.has_negations();
     walk(work_tree, "", ignore, prune, &mut out)?;
@@ -183,12 +181,17 @@ fn file_id(path: &Path, buf: &mut Vec<u8>, store: Option<&ObjectStore>) -> Resul
         }
     }
     if let Some(store) = store {
-        // Streams with fixed buffers; reports a file changed mid-copy.
-        return Ok(store.write_from_path(path)?.0);
+        // Streams with fixed buffers from this same descriptor (never the
+        // path again, which a symlink may have replaced); reports a file
+        // changed mid-copy.
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
+        return Ok(store.write_from_file(&mut file, len, path)?.0);
     }
     // Whatever was already read, then the rest: the file is read once.
-    let (id, _) = hash_stream(&mut buf.as_slice().chain(&mut file))
-        .map_err(|e| Error::io("read", path, e))?;
+    let (id, _) = hash_stream(&mut buf.as_slice().chain(&mut file), path, "read")?;
     Ok(id)
 }
 
@@ -221,13 +224,14 @@ fn build_manifest(
 
 /// The manifest of `files` (from [`scan_tree`]) without writing anything:
 /// what `muse status` compares against a commit.
-pub fn hash_tree(files: &[(String, PathBuf)]) -> Result<BTreeMap<String, ObjectId>> {
+pub(crate) fn hash_tree(files: &[(String, PathBuf)]) -> Result<BTreeMap<String, ObjectId>> {
     build_manifest(files, None, &NoProgress)
 }
 
 /// Stores every file of `files` (from [`scan_tree`]) in `store` and returns
 /// the manifest.
-pub fn store_tree(
+#[cfg(test)]
+pub(crate) fn store_tree(
     store: &ObjectStore,
     files: &[(String, PathBuf)],
 ) -> Result<BTreeMap<String, ObjectId>> {
@@ -242,50 +246,45 @@ pub fn worktree_manifest(repo: &Repository) -> Result<BTreeMap<String, ObjectId>
 
 /// Snapshots `repo`'s working tree: stores every file's object, then the
 /// snapshot record (objects first, so a record never names a missing
-/// object), and returns the record.
+/// object), and returns the record. No ref moves.
 ///
 /// ```
 /// # fn main() -> muse_store::Result<()> {
-/// use muse_store::{Durability, Options, Repository, snapshot_tree};
+/// use muse_store::{Durability, Options, Repository, snapshot_worktree};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// std::fs::create_dir(dir.path().join("src")).unwrap();
 /// std::fs::write(dir.path().join("src/main.rs"), b"fn main() {}\n").unwrap();
 /// let options = Options { durability: Durability::None, ..Options::default() };
 /// let repo = Repository::init_with(dir.path(), options)?;
-/// let snapshot = snapshot_tree(&repo)?;
+/// let snapshot = snapshot_worktree(&repo)?;
 /// assert_eq!(snapshot.manifest.keys().collect::<Vec<_>>(), ["src/main.rs"]);
 /// assert_eq!(repo.records().read_snapshot(&snapshot.snapshot_id)?, snapshot);
 /// # Ok(())
 /// # }
 /// ```
-pub fn snapshot_tree(repo: &Repository) -> Result<SnapshotRecord> {
+pub fn snapshot_worktree(repo: &Repository) -> Result<SnapshotRecord> {
     let batch = repo.writer().batch();
-    let record = snapshot_tree_in(repo, &batch)?;
-    batch.commit()?;
-    Ok(record)
-}
-
-/// [`snapshot_tree`] as part of `batch`: the objects and the record are
-/// staged, and become visible and durable when the batch is committed.
-pub fn snapshot_tree_in(repo: &Repository, batch: &WriteBatch) -> Result<SnapshotRecord> {
-    snapshot_tree_with(repo, batch, &NoProgress)
-}
-
-/// [`snapshot_tree_in`], reporting each file stored to `progress`.
-pub fn snapshot_tree_with(
-    repo: &Repository,
-    batch: &WriteBatch,
-    progress: &dyn Progress,
-) -> Result<SnapshotRecord> {
-    let files = scan_tree(repo.work_tree(), &load_ignore(repo)?)?;
-    let objects = repo.objects().with_writer(batch.writer().clone());
-    let manifest = build_manifest(&files, Some(&objects), progress)?;
+    let manifest = stage_worktree(repo, &batch, &NoProgress)?;
     let record = SnapshotRecord::new(manifest, Timestamp::now());
     repo.records()
         .with_writer(batch.writer().clone())
         .write_snapshot(&record)?;
+    batch.commit()?;
     Ok(record)
+}
+
+/// Stores every file of `repo`'s working tree into `batch` (published when
+/// the batch is committed), reporting each file to `progress`, and returns
+/// the manifest.
+pub(crate) fn stage_worktree(
+    repo: &Repository,
+    batch: &WriteBatch,
+    progress: &dyn Progress,
+) -> Result<BTreeMap<String, ObjectId>> {
+    let files = scan_tree(repo.work_tree(), &load_ignore(repo)?)?;
+    let objects = repo.objects().with_writer(batch.writer().clone());
+    build_manifest(&files, Some(&objects), progress)
 }
 
 #[cfg(test)]

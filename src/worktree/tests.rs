@@ -65,7 +65,7 @@ fn fixture_working_tree_snapshots_to_heads_snapshot() -> TestResult {
         5,
         "status view: five files"
     );
-    let snap = snapshot_tree(&repo)?;
+    let snap = snapshot_worktree(&repo)?;
     assert_eq!(
         snap.snapshot_id, head_snapshot,
         "manifest: {:?}",
@@ -109,7 +109,7 @@ fn unicode_spaces_and_nesting_reproduce_the_vector() -> TestResult {
     put(&root, "café/♫.mid", "café ♫\n".as_bytes())?;
     put(&root, "z", &zeros)?;
     put(&root, "A", b"hello world\n")?;
-    let snap = snapshot_tree(&repo)?;
+    let snap = snapshot_worktree(&repo)?;
     assert_eq!(
         snap.snapshot_id.to_hex(),
         "27e6faa3232f09b5b2f223cc2e582dae0269e4c89a87779213585e65fee421ec",
@@ -117,7 +117,7 @@ fn unicode_spaces_and_nesting_reproduce_the_vector() -> TestResult {
     );
     put(&root, "with space/deeper still/a b.txt", b"spaced")?;
     put(&root, "日本/語/ファイル.txt", b"nihongo")?;
-    let snap = snapshot_tree(&repo)?;
+    let snap = snapshot_worktree(&repo)?;
     for path in [
         "with space/deeper still/a b.txt",
         "日本/語/ファイル.txt",
@@ -145,7 +145,7 @@ fn symlinks_are_skipped_never_followed() -> TestResult {
     std::os::unix::fs::symlink(outside.path().join("secret.txt"), root.join("file-link"))?;
     std::os::unix::fs::symlink("real", root.join("inner-dir-link"))?;
     std::os::unix::fs::symlink("nowhere", root.join("dangling"))?;
-    let snap = snapshot_tree(&repo)?;
+    let snap = snapshot_worktree(&repo)?;
     assert_eq!(keys(&snap.manifest), ["real/file.txt"], "no symlink taken");
     // A file swapped for a symlink after the scan is refused, not read.
     let files = vec![("file-link".to_owned(), root.join("file-link"))];

@@ -1,8 +1,9 @@
 //! Batch durability: many writes, two filesystem-wide barriers, nothing
 //! published before the first barrier, nothing left behind on failure.
 
-use muse_store::durable::{Op, OpKind};
-use muse_store::{Durability, ObjectId, TempKind, porcelain};
+use crate::porcelain;
+use muse_store::testing::{Op, OpKind};
+use muse_store::{Durability, ObjectId, TempKind};
 
 use crate::{TestResult, assert_no_temp_files, faulty_repo, pattern};
 

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use muse_store::{
     BranchName, Expected, Head, MergeState, ObjectId, OpEntry, OpLog, Repository, Reservation,
-    SessionId, is_temp_name, read_commit_file,
+    SessionId, is_temp_name,
 };
 
 use crate::TestResult;
@@ -129,7 +129,7 @@ fn chaos_worker() -> TestResult {
                 }
                 say(&mut out, &format!("BEGIN commit {}", u8::from(merging)))?;
                 let outcome =
-                    muse_store::porcelain::commit(&repo, &format!("chaos {step}"), Some("chaos"))?;
+                    crate::porcelain::commit(&repo, &format!("chaos {step}"), Some("chaos"))?;
                 merging = false;
                 commits.push(outcome.commit.commit_id);
                 say(
@@ -349,7 +349,7 @@ fn scan_store(repo: &Repository, acked: &mut Acked, everything: bool) -> TestRes
             return Err(format!("unexpected file in commits/: {file}").into());
         };
         if everything || !acked.verified_commits.contains(&commit) {
-            read_commit_file(&entry.path())
+            muse_store::CommitRecord::read_file(&entry.path())
                 .map_err(|e| format!("stored commit record {file}: {e}"))?;
             check_commit(repo, acked, commit)?;
         }
@@ -358,7 +358,7 @@ fn scan_store(repo: &Repository, acked: &mut Acked, everything: bool) -> TestRes
         let entry = entry?;
         let file = entry.file_name().to_string_lossy().into_owned();
         if !is_temp_name(&file) && everything {
-            muse_store::read_snapshot_file(&entry.path())
+            muse_store::SnapshotRecord::read_file(&entry.path())
                 .map_err(|e| format!("stored snapshot record {file}: {e}"))?;
         }
     }

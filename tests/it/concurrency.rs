@@ -58,7 +58,7 @@ fn two_hundred_threads_write_distinct_objects() -> TestResult {
     for i in 0..200 {
         let id = ObjectId::hash(&distinct_bytes(i));
         assert_eq!(
-            repo.objects().read(&id)?.into_vec(),
+            repo.objects().read(&id)?,
             distinct_bytes(i),
             "object {i} reads back"
         );
@@ -170,8 +170,8 @@ mod shard_race {
     use std::sync::{Arc, Condvar, Mutex};
     use std::time::Duration;
 
-    use muse_store::durable::{RealFs, Vfs, VfsFile};
     use muse_store::{Durability, ObjectId, Options, Repository};
+    use muse_store::{RealFs, Vfs, VfsFile};
 
     use crate::TestResult;
 

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use muse_store::durable::{FaultFs, OpKind};
+use muse_store::testing::{FaultFs, OpKind};
 use muse_store::{Durability, Error, ObjectId, Repository, TempKind, WriteError};
 
 use crate::{Damage, TestResult, assert_no_temp_files, damage_object, faulty_repo, pattern};

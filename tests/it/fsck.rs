@@ -45,7 +45,7 @@ pub(crate) fn loose_commit(
     let snapshot = SnapshotRecord::new(manifest, Timestamp::now());
     repo.records().write_snapshot(&snapshot)?;
     let commit = CommitRecord::new(
-        repo.info()?.repo_id,
+        repo.info()?.repo_id.clone(),
         "main",
         snapshot.snapshot_id,
         parents,
@@ -122,7 +122,7 @@ pub(crate) fn dead_pid() -> TestResult<u32> {
 pub(crate) fn plant_lock(path: &Path, pid: u32) -> TestResult {
     let owner = serde_json::json!({
         "pid": pid,
-        "host": muse_store::refs::host_name(),
+        "host": muse_store::testing::host_name(),
         "created_at": "2026-01-01T00:00:00+00:00",
         "nonce": "planted",
     });

@@ -117,7 +117,7 @@ fn a_recent_commit_protects_the_old_data_it_names() -> TestResult {
     age_everything(&repo)?;
     // A writer makes a new commit of the old (unreachable) snapshot.
     let commit = muse_store::CommitRecord::new(
-        repo.info()?.repo_id,
+        repo.info()?.repo_id.clone(),
         "main",
         old_snap,
         &[],

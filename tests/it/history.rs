@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use muse_store::porcelain::{self, commit_manifest};
+use crate::porcelain::{self, commit_manifest};
 use muse_store::{BranchName, Durability, Error, Head, ObjectId, Options, Repository};
 
 use crate::support::{fixture, leftovers, muse, muse_env};

@@ -34,9 +34,57 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use muse_store::durable::FaultFs;
+use muse_store::testing::FaultFs;
 use muse_store::{Durability, ObjectId, Options, Repository, is_temp_name};
 use tempfile::TempDir;
+
+/// The porcelain calls the tests make, in the shape they were written
+/// against (message and author, no progress).
+pub(crate) mod porcelain {
+    use std::collections::BTreeMap;
+
+    use muse_store::{
+        CheckoutOutcome, CommitOutcome, Head, NewCommit, NoProgress, ObjectId, Repository, Result,
+        Status,
+    };
+
+    /// Commits the working tree with `message`, by `author` (default: the
+    /// configured one).
+    pub(crate) fn commit(
+        repo: &Repository,
+        message: &str,
+        author: Option<&str>,
+    ) -> Result<CommitOutcome> {
+        let spec = NewCommit {
+            message: message.to_owned(),
+            author: author.map(str::to_owned),
+            ..NewCommit::default()
+        };
+        muse_store::commit_worktree(repo, &spec, &NoProgress)
+    }
+
+    /// Checks out `target`.
+    pub(crate) fn checkout(
+        repo: &Repository,
+        target: &Head,
+        force: bool,
+    ) -> Result<CheckoutOutcome> {
+        muse_store::checkout(repo, target, force, &NoProgress)
+    }
+
+    /// The working tree against HEAD.
+    pub(crate) fn status(repo: &Repository) -> Result<Status> {
+        muse_store::worktree_status(repo)
+    }
+
+    /// The manifest of `commit` (empty for `None`).
+    pub(crate) fn commit_manifest(
+        repo: &Repository,
+        commit: Option<ObjectId>,
+    ) -> Result<BTreeMap<String, ObjectId>> {
+        repo.records().tree_of(commit)
+    }
+}
 
 /// What every test returns.
 pub(crate) type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -199,20 +247,30 @@ impl CliRun {
     }
 }
 
-/// Runs `muse <args>` in-process.
+/// Runs the `muse` binary with `args` (no standard input).
 pub(crate) fn muse<I, S>(args: I) -> CliRun
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let mut command_line: Vec<std::ffi::OsString> = vec!["muse".into()];
-    command_line.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let code = muse_store::cli::run(command_line, &mut out, &mut err);
-    CliRun {
-        code,
-        out,
-        err: String::from_utf8_lossy(&err).into_owned(),
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_muse"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(out) => CliRun {
+            code: out
+                .status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(255),
+            out: out.stdout,
+            err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+        Err(e) => CliRun {
+            code: 255,
+            out: Vec::new(),
+            err: format!("could not run the muse binary: {e}"),
+        },
     }
 }

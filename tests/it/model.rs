@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use muse_store::durable::Survivors;
+use muse_store::testing::Survivors;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 

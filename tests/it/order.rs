@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use muse_store::durable::{Op, OpKind};
+use muse_store::testing::{Op, OpKind};
 use muse_store::{Durability, ObjectId, TempKind};
 
 use crate::{TestResult, faulty_repo, pattern};
@@ -171,7 +171,7 @@ fn durability_none_makes_no_fsync() -> TestResult {
 #[test]
 fn init_makes_every_new_directory_durable() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let fs = muse_store::durable::FaultFs::new();
+    let fs = muse_store::testing::FaultFs::new();
     let repo = muse_store::Repository::init_with(
         dir.path(),
         muse_store::Options {

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use muse_store::durable::{SimFs, Survivors};
-use muse_store::refs::{ReflogEntry, reflog};
+use muse_store::testing::{SimFs, Survivors};
 use muse_store::{
     BranchName, Durability, Expected, Head, ObjectId, Options, RefState, Repository, TempKind,
     is_temp_name,
 };
+use muse_store::{Reflog, ReflogEntry};
 
 use crate::{TestResult, pattern};
 
@@ -309,8 +309,7 @@ fn run_workload(steps: &[Step]) -> TestResult<Run> {
                 // behind the seam (it is the input, not repository state).
                 std::fs::write(work.join("song.txt"), format!("verse {n}\n"))?;
                 std::fs::write(work.join("big.bin"), pattern(9000, 50 + n as u8))?;
-                let done =
-                    muse_store::porcelain::commit(&repo, &format!("commit {n}"), Some("pc"))?;
+                let done = crate::porcelain::commit(&repo, &format!("commit {n}"), Some("pc"))?;
                 run.work
                     .push(RefState::At(done.commit.commit_id), (start, sim.ops()));
             }
@@ -482,7 +481,7 @@ fn check_image(run: &Run, k: usize, work: &Path) -> Result<(), String> {
 
     // The test log: its good lines are exactly a prefix of what was
     // appended; garbage (malformed lines) only after the acknowledged ones.
-    let log = reflog::read(&test_log(&repo)).map_err(|e| fail(format!("test log: {e}")))?;
+    let log = Reflog::read(&test_log(&repo)).map_err(|e| fail(format!("test log: {e}")))?;
     let acknowledged = run.log.versions[0] + run.log.acknowledged(k).len();
     if log.malformed.iter().any(|&line| line <= acknowledged) {
         return Err(fail(format!(
@@ -520,7 +519,7 @@ fn check_image(run: &Run, k: usize, work: &Path) -> Result<(), String> {
     repo.writer()
         .append_record(&test_log(&repo), &log_entry(99).to_line())
         .map_err(|e| fail(format!("appending to the test log after the cut: {e}")))?;
-    let log = reflog::read(&test_log(&repo)).map_err(|e| fail(format!("test log: {e}")))?;
+    let log = Reflog::read(&test_log(&repo)).map_err(|e| fail(format!("test log: {e}")))?;
     if log.entries.last() != Some(&log_entry(99)) {
         return Err(fail("an append after the cut glued onto a torn line"));
     }

@@ -5,7 +5,7 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use muse_store::durable::FaultFs;
+use muse_store::testing::FaultFs;
 use muse_store::{Durability, Options, Repository};
 
 use crate::TestResult;

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use muse_store::durable::{FaultFs, OpKind};
-use muse_store::refs::{FileLock, LockOwner};
+use muse_store::testing::{FaultFs, OpKind};
 use muse_store::{
     BranchName, Durability, Error, Expected, Head, ObjectId, Options, RefState, Repository,
 };
+use muse_store::{FileLock, LockOwner};
 
 use crate::support::{TestResult, fixture, leftovers, muse, muse_env};
 
@@ -213,7 +213,7 @@ fn transaction_with_one_failing_expectation_changes_nothing() -> TestResult {
         .create(branch("c"), id(30));
     let err = tx.commit().expect_err("b's expectation fails");
     assert!(
-        matches!(err, Error::CasMismatch { ref branch, .. } if branch == "b"),
+        matches!(err, Error::CasMismatch(ref c) if c.branch == "b"),
         "{err}"
     );
     assert_eq!(refs.branch(&branch("a"))?, Some(id(1)), "a unchanged");
@@ -404,7 +404,7 @@ fn lock_of_a_dead_process_is_recovered_and_a_foreign_one_is_named() -> TestResul
     child.wait()?;
     let dead = LockOwner {
         pid: dead_pid,
-        host: muse_store::refs::host_name(),
+        host: muse_store::testing::host_name(),
         created_at: "2026-01-01T00:00:00+00:00".into(),
         nonce: "n".into(),
     };

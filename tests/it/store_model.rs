@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use muse_store::durable::{SimFs, Survivors};
+use muse_store::testing::{SimFs, Survivors};
 use muse_store::{
     BranchName, Durability, Error, Expected, MergeState, ObjectId, OpEntry, OpLog, Options,
     RefState, Repository, Reservation, SessionId,
@@ -156,8 +156,8 @@ impl Outcome {
         match result {
             Ok(_) => Ok(Outcome::Ok),
             Err(Error::CasMismatch { .. }) => Ok(Outcome::CasMismatch),
-            Err(Error::UnknownRef { .. }) => Ok(Outcome::UnknownRef),
-            Err(Error::Invalid(_)) => Ok(Outcome::Invalid),
+            Err(Error::NoSuchBranch { .. }) => Ok(Outcome::UnknownRef),
+            Err(Error::DuplicateRef { .. }) => Ok(Outcome::Invalid),
             Err(e) => Err(format!("unexpected error: {e}")),
         }
     }
@@ -547,7 +547,7 @@ impl Harness {
             .into_iter()
             .map(|(b, s)| (b.to_string(), s))
             .collect();
-        let view = |log: muse_store::refs::Reflog, path: PathBuf| LogView {
+        let view = |log: muse_store::Reflog, path: PathBuf| LogView {
             entries: log.entries.iter().map(|l| (l.old, l.new)).collect(),
             damaged: !log.malformed.is_empty() || log.torn_tail,
             exists: path.exists(),

@@ -37,12 +37,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::problem::{Problem, Severity};
+use super::reach::{Reachable, Root};
 use crate::error::{Error, Result};
-use crate::fsck::{Problem, Severity};
+use crate::files::{self, Entry, LeftoverKind, Shards};
 use crate::id::ObjectId;
-use crate::layout::{Layout, is_temp_name};
-use crate::reach::{Reachable, Root};
-use crate::recovery::{self, LeftoverKind};
+use crate::layout::Layout;
 use crate::repo::Repository;
 
 /// The default prune age: two weeks, as git.
@@ -149,8 +149,8 @@ pub fn gc(repo: &Repository, options: &GcOptions) -> Result<GcReport> {
 
         // Unreachable records too young to prune may be about to be named
         // by a ref: keep what they reach as well.
-        let commits = list_record_ids(&layout.commits_dir())?;
-        let snapshots = list_record_ids(&layout.snapshots_dir())?;
+        let commits = record_ids(repo.records().list_commits()?);
+        let snapshots = record_ids(repo.records().list_snapshots()?);
         let recent = |files: &[(ObjectId, PathBuf)], seen: &HashSet<ObjectId>| -> Vec<Root> {
             files
                 .iter()
@@ -234,10 +234,10 @@ pub fn gc(repo: &Repository, options: &GcOptions) -> Result<GcReport> {
 
     // Temp files older than the grace period, wherever they can be.
     let grace = repo.temp_grace();
-    for leftover in recovery::scan(layout, true)? {
+    for leftover in files::leftovers(layout, Shards::All)? {
         if leftover.kind != LeftoverKind::Temp
             || leftover.age(start) <= grace
-            || !recovery::still_old(&leftover.path, SystemTime::now(), grace)
+            || !files::still_older_than(&leftover.path, SystemTime::now(), grace)
         {
             continue;
         }
@@ -258,10 +258,9 @@ pub fn gc(repo: &Repository, options: &GcOptions) -> Result<GcReport> {
 
 fn refuse_on_damage(problems: &[Problem]) -> Result<()> {
     if let Some(p) = problems.iter().find(|p| p.severity != Severity::Note) {
-        return Err(Error::Invalid(format!(
-            "gc refused to remove anything: {} (run `muse fsck` for the full report)",
-            p.message
-        )));
+        return Err(Error::GcRefused {
+            reason: p.message.clone(),
+        });
     }
     Ok(())
 }
@@ -275,20 +274,9 @@ fn older_than(path: &std::path::Path, cutoff: SystemTime) -> bool {
 /// Every stored object id (names only).
 fn list_object_ids(layout: &Layout) -> Result<Vec<ObjectId>> {
     let mut ids = Vec::new();
-    for shard in recovery::shard_dirs(layout)? {
-        let shard_name = shard
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        let entries = fs::read_dir(&shard).map_err(|e| Error::io("list", &shard, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list", &shard, e))?;
-            if let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| Layout::object_id_from_parts(&shard_name, n))
-            {
+    for shard in files::shard_dirs(layout)? {
+        for entry in files::list_shard(&shard)? {
+            if let Entry::Item(id, _) = entry {
                 ids.push(id);
             }
         }
@@ -296,29 +284,15 @@ fn list_object_ids(layout: &Layout) -> Result<Vec<ObjectId>> {
     Ok(ids)
 }
 
-/// Every `<id>.json` record in `dir`.
-fn list_record_ids(dir: &std::path::Path) -> Result<Vec<(ObjectId, PathBuf)>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("list", dir, e)),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if is_temp_name(name) {
-            continue;
-        }
-        if let Some(id) = name
-            .strip_suffix(".json")
-            .and_then(|n| ObjectId::from_hex(n).ok())
-        {
-            out.push((id, entry.path()));
-        }
-    }
-    Ok(out)
+/// The records of a record-directory listing.
+fn record_ids(entries: Vec<Entry>) -> Vec<(ObjectId, PathBuf)> {
+    entries
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Item(id, path) => Some((id, path)),
+            Entry::Temp(_) | Entry::Stray(_) => None,
+        })
+        .collect()
 }
 
 /// Parses a prune age: `now`, `never`, or a number and a unit

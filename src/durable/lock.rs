@@ -29,10 +29,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::temp::{STATE_TMP_PREFIX, temp_name};
+use super::vfs::Vfs;
 use crate::clock::Timestamp;
-use crate::durable::Vfs;
-use crate::error::{Error, Result};
-use crate::layout::STATE_TMP_PREFIX;
+use crate::sys;
 
 /// How long [`FileLock::acquire`] waits for a live holder by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,41 +63,66 @@ impl LockOwner {
     /// Whether the owner is provably dead: same host and no such process.
     #[must_use]
     pub fn is_dead(&self) -> bool {
-        self.host == host_name() && self.pid != std::process::id() && !pid_alive(self.pid)
+        self.host == host_name() && self.pid != std::process::id() && !sys::pid_alive(self.pid)
     }
 }
 
-/// This machine's host name.
+/// This machine's host name, as lock owners record it.
 #[must_use]
 pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for `buf.len()` bytes and gethostname
-    // writes at most that many.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".to_owned();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    sys::host_name()
 }
 
-/// Whether a process with this pid exists on this host.
-fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 sends nothing; it only checks existence.
-    let rc = unsafe { libc::kill(pid, 0) };
-    // EPERM means it exists but belongs to someone else.
-    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+/// What a lock file holds: its owner, or the raw text when it does not parse.
+pub type OwnerRecord = std::result::Result<LockOwner, String>;
+
+/// Why a lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// A live process holds it, or one that cannot be proven dead.
+    #[error(
+        "'{path}' is locked by {holder}; if no muse process is using this repository, remove '{path}' and retry"
+    )]
+    Held {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it.
+        holder: String,
+    },
+    /// A system call on the lock file failed.
+    #[error("could not {action} '{path}': {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The lock file.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
 }
 
-/// Reads a lock file's owner; `Ok(None)` when it is gone, `Err` content when
-/// it cannot be parsed (for example still being written).
-fn read_owner(path: &Path) -> io::Result<Option<std::result::Result<LockOwner, String>>> {
+fn lock_io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LockError {
+    let path = path.to_path_buf();
+    move |source| LockError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+impl LockOwner {
+    /// Reads the owner record of the lock file at `path`: `Ok(None)` when
+    /// the file is gone, `Ok(Some(Err(text)))` when it does not parse (for
+    /// example a lock another implementation wrote). The one parser of the
+    /// lock-owner format.
+    pub fn read(path: &Path) -> io::Result<Option<OwnerRecord>> {
+        read_owner(path)
+    }
+}
+
+fn read_owner(path: &Path) -> io::Result<Option<OwnerRecord>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(
             serde_json::from_slice(&bytes)
@@ -127,30 +152,28 @@ impl FileLock {
 
     /// Takes the lock at `path`, waiting up to `timeout` for a live holder and
     /// recovering a lock whose holder is provably dead.
-    pub fn acquire(vfs: &Arc<dyn Vfs>, path: &Path, timeout: Duration) -> Result<Self> {
+    pub fn acquire(vfs: &Arc<dyn Vfs>, path: &Path, timeout: Duration) -> Result<Self, LockError> {
         let me = LockOwner::current();
-        let content = serde_json::to_string(&me)
-            .map_err(|e| Error::io("encode lock", path, io::Error::other(e)))?;
+        let content =
+            serde_json::to_string(&me).map_err(|e| lock_io("encode", path)(io::Error::other(e)))?;
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_micros(200);
         loop {
-            if create_complete(vfs, path, &content)
-                .map_err(|e| Error::io("create lock", path, e))?
-            {
+            if create_complete(vfs, path, &content).map_err(lock_io("create lock", path))? {
                 return Ok(Self {
                     path: path.to_path_buf(),
                     vfs: vfs.clone(),
                 });
             }
-            let owner = read_owner(path).map_err(|e| Error::io("read lock", path, e))?;
+            let owner = read_owner(path).map_err(lock_io("read lock", path))?;
             let foreign = matches!(&owner, Some(Ok(o)) if o.host != host_name());
             if !foreign
                 && let Some(inode) =
-                    from_previous_boot(path).map_err(|e| Error::io("inspect lock", path, e))?
+                    from_previous_boot(path).map_err(lock_io("inspect lock", path))?
             {
                 let same =
                     |aside: &Path| fs::symlink_metadata(aside).map(|m| (m.dev(), m.ino()) == inode);
-                if steal(vfs, path, same).map_err(|e| Error::io("recover lock", path, e))? {
+                if steal(vfs, path, same).map_err(lock_io("recover lock", path))? {
                     log::warn!(
                         "recovered lock '{}' left from before this machine booted",
                         path.display()
@@ -164,7 +187,7 @@ impl FileLock {
                     let same = |aside: &Path| {
                         read_owner(aside).map(|moved| matches!(moved, Some(Ok(o)) if o == *owner))
                     };
-                    if steal(vfs, path, same).map_err(|e| Error::io("recover lock", path, e))? {
+                    if steal(vfs, path, same).map_err(lock_io("recover lock", path))? {
                         log::warn!(
                             "recovered lock '{}' left by dead process {} on {}",
                             path.display(),
@@ -185,7 +208,7 @@ impl FileLock {
                     Some(Err(raw)) => format!("an unreadable owner record {raw:?}"),
                     None => "nobody".to_owned(),
                 };
-                return Err(Error::Locked {
+                return Err(LockError::Held {
                     path: path.to_path_buf(),
                     holder,
                 });
@@ -196,10 +219,10 @@ impl FileLock {
     }
 
     /// Takes the lock only if it is free (or held by a dead process) right now.
-    pub fn try_acquire(vfs: &Arc<dyn Vfs>, path: &Path) -> Result<Option<Self>> {
+    pub fn try_acquire(vfs: &Arc<dyn Vfs>, path: &Path) -> Result<Option<Self>, LockError> {
         match Self::acquire(vfs, path, Duration::ZERO) {
             Ok(lock) => Ok(Some(lock)),
-            Err(Error::Locked { .. }) => Ok(None),
+            Err(LockError::Held { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -212,7 +235,7 @@ impl FileLock {
 
     /// Releases the lock, reporting a failure to remove its file (which
     /// would block every later writer until the file is removed by hand).
-    pub fn release(self) -> Result<()> {
+    pub fn release(self) -> Result<(), LockError> {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY-free take of the fields: `this` is never dropped, so each
         // field is read out exactly once.
@@ -220,7 +243,11 @@ impl FileLock {
         match vfs.remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("release lock", path, e)),
+            Err(e) => Err(LockError::Io {
+                action: "release lock",
+                path,
+                source: e,
+            }),
         }
     }
 }
@@ -274,10 +301,7 @@ fn from_previous_boot(path: &Path) -> io::Result<Option<(u64, u64)>> {
 /// creating the lock and writing its record blocked every later writer). At
 /// worst a kill leaves an orphaned temp file.
 fn create_complete(vfs: &Arc<dyn Vfs>, path: &Path, content: &str) -> io::Result<bool> {
-    let temp = path.with_file_name(format!(
-        "{STATE_TMP_PREFIX}lock-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let temp = path.with_file_name(temp_name(&format!("{STATE_TMP_PREFIX}lock-")));
     let mut file = vfs.create_new(&temp, 0o644)?;
     let written = file.write_all(content.as_bytes());
     drop(file);
@@ -306,10 +330,7 @@ fn steal(
     path: &Path,
     is_judged: impl Fn(&Path) -> io::Result<bool>,
 ) -> io::Result<bool> {
-    let aside = path.with_file_name(format!(
-        "{STATE_TMP_PREFIX}stale-lock-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let aside = path.with_file_name(temp_name(&format!("{STATE_TMP_PREFIX}stale-lock-")));
     match vfs.rename(path, &aside) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),

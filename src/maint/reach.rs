@@ -7,18 +7,15 @@
 //! the walk from all of them does not reach.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::problem::{Problem, ProblemKind, Severity};
 use crate::error::Error;
-use crate::fsck::{Problem, ProblemKind, Severity};
 use crate::id::ObjectId;
-use crate::layout::{Layout, is_temp_name};
-use crate::refs::reflog;
-use crate::refs::{BranchName, Head};
+use crate::layout::Layout;
+use crate::refs::{Head, Journal, Reflog};
 use crate::repo::Repository;
 use crate::state::{MergeState, OpLog, RebaseState};
 
@@ -76,12 +73,12 @@ pub(crate) fn collect_roots(repo: &Repository, problems: &mut Vec<Problem>) -> R
     }
 
     // Branches.
-    let mut files = Vec::new();
-    if let Err(e) = ref_files(&layout.heads_dir(), "", &mut files) {
+    let files = refs.branch_files().unwrap_or_else(|e| {
         problems.push(Problem::io(&e, layout.heads_dir()));
-    }
+        Vec::new()
+    });
     for (name, path) in files {
-        let branch = match BranchName::from_stored(&name) {
+        let branch = match name {
             Ok(b) => b,
             Err(e) => {
                 problems.push(Problem::new(
@@ -111,18 +108,13 @@ pub(crate) fn collect_roots(repo: &Repository, problems: &mut Vec<Problem>) -> R
     }
 
     // Reflogs.
-    let mut logs = Vec::new();
-    if layout.head_log().is_file() {
-        logs.push(layout.head_log());
-    }
-    let mut branch_logs = Vec::new();
-    if let Err(e) = ref_files(&layout.branch_logs_dir(), "", &mut branch_logs) {
-        problems.push(Problem::io(&e, layout.branch_logs_dir()));
-    }
-    logs.extend(branch_logs.into_iter().map(|(_, p)| p));
+    let logs = refs.reflog_files().unwrap_or_else(|e| {
+        problems.push(Problem::io(&e, layout.logs_dir()));
+        Vec::new()
+    });
     for path in logs {
         roots.reflogs += 1;
-        let log = match reflog::read(&path) {
+        let log = match Reflog::read(&path) {
             Ok(log) => log,
             Err(e) => {
                 problems.push(Problem::from_error(ProblemKind::BadReflog, &e, path));
@@ -251,113 +243,36 @@ pub(crate) fn collect_roots(repo: &Repository, problems: &mut Vec<Problem>) -> R
 }
 
 fn journal_roots(layout: &Layout, roots: &mut Roots, problems: &mut Vec<Problem>) {
-    let dir = layout.transactions_dir();
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+    let paths = match Journal::list(layout) {
+        Ok(paths) => paths,
         Err(e) => {
-            problems.push(Problem::io(&Error::io("list", &dir, e), dir));
+            problems.push(Problem::io(&e, layout.transactions_dir()));
             return;
         }
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if is_temp_name(name) || !name.ends_with(".json") {
-            continue;
-        }
-        let path = entry.path();
-        let value: serde_json::Value = match fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        {
-            Ok(v) => v,
-            Err(reason) => {
-                problems.push(Problem::new(
-                    Severity::Damage,
-                    ProblemKind::BadStateFile,
-                    Some(path),
-                    None,
-                    format!("ref transaction journal cannot be read: {reason}"),
-                ));
+    for path in paths {
+        let journal = match Journal::read(&path) {
+            Ok(Some(journal)) => journal,
+            Ok(None) => continue,
+            Err(e) => {
+                problems.push(Problem::from_error(ProblemKind::BadStateFile, &e, path));
                 continue;
             }
         };
-        let mut ids = Vec::new();
-        ids_in(&value, &mut ids);
-        for id in ids {
-            roots.commits.push(Root {
-                id,
-                source: rel(layout, &path),
-                path: path.clone(),
-                strong: false,
-            });
-        }
-    }
-}
-
-/// Every string in `value` that is an id.
-fn ids_in(value: &serde_json::Value, out: &mut Vec<ObjectId>) {
-    match value {
-        serde_json::Value::String(s) => {
-            if let Ok(id) = ObjectId::from_hex(s)
-                && id != ObjectId::ZERO
+        for change in &journal.changes {
+            for id in [change.old.commit(), change.new.commit()]
+                .into_iter()
+                .flatten()
             {
-                out.push(id);
+                roots.commits.push(Root {
+                    id,
+                    source: rel(layout, &path),
+                    path: path.clone(),
+                    strong: false,
+                });
             }
         }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| ids_in(v, out)),
-        serde_json::Value::Object(map) => map.values().for_each(|v| ids_in(v, out)),
-        _ => {}
     }
-}
-
-/// Every regular file below `dir` that is not a temp or lock file, as
-/// (`name/relative/to/dir`, path). Symlinks are never followed.
-pub(crate) fn ref_files(
-    dir: &Path,
-    prefix: &str,
-    out: &mut Vec<(String, PathBuf)>,
-) -> Result<(), Error> {
-    collect_ref_files(dir, prefix, out)?;
-    // Sorted once, not at every level of the recursion.
-    out.sort();
-    Ok(())
-}
-
-fn collect_ref_files(
-    dir: &Path,
-    prefix: &str,
-    out: &mut Vec<(String, PathBuf)>,
-) -> Result<(), Error> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("list", dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if is_temp_name(&name) || name.ends_with(".lock") {
-            continue;
-        }
-        let full = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let file_type = entry
-            .file_type()
-            .map_err(|e| Error::io("inspect", entry.path(), e))?;
-        if file_type.is_dir() {
-            collect_ref_files(&entry.path(), &full, out)?;
-        } else if file_type.is_file() {
-            out.push((full, entry.path()));
-        }
-    }
-    Ok(())
 }
 
 /// What the walk reached.

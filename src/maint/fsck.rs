@@ -5,7 +5,7 @@
 //!   files and stale locks are reported, recovery on open or `gc` removes
 //!   them);
 //! - every stored object is hashed, in parallel, with memory bounded per
-//!   worker (small objects are read whole, large ones memory-mapped; see
+//!   worker (small objects are read whole, large ones streamed; see
 //!   [`ObjectStore::verify`](crate::ObjectStore::verify));
 //! - every commit and snapshot record is read and its id recomputed;
 //! - a problem is *damage* (the repository lost or corrupted data, exit 1),
@@ -13,131 +13,23 @@
 //!   tail) or an *I/O error* (fsck could not look, exit 3).
 
 use std::collections::HashSet;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::problem::{Problem, ProblemKind, Severity};
+use super::reach::Reachable;
+use crate::durable::LockOwner;
 use crate::error::{Error, Result};
+use crate::files::{self, Entry, LeftoverKind, Shards};
 use crate::id::ObjectId;
-use crate::layout::{Layout, is_temp_name};
+use crate::layout::Layout;
 use crate::progress::Progress;
-use crate::reach::Reachable;
-use crate::record::{read_commit_file, read_snapshot_file};
-use crate::recovery::{self, LeftoverKind};
+use crate::record::{CommitRecord, SnapshotRecord};
 use crate::repo::Repository;
-use crate::state::{Config, Intent, OpLog, Reservation};
-
-/// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Lost or corrupted data.
-    Damage,
-    /// fsck could not read something.
-    Io,
-    /// Harmless: unreachable data, crash leftovers, a torn log tail.
-    Note,
-}
-
-/// What kind of problem fsck found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ProblemKind {
-    /// An object whose bytes do not hash to its id.
-    CorruptObject,
-    /// An object named by a snapshot that is not stored.
-    MissingObject,
-    /// A commit or snapshot record that does not parse or whose id does not
-    /// match its fields or file name.
-    CorruptRecord,
-    /// A commit reached from a root that is not stored.
-    MissingCommit,
-    /// A snapshot named by a commit or checkpoint that is not stored.
-    MissingSnapshot,
-    /// HEAD or a branch file that does not parse.
-    BadRef,
-    /// A ref (HEAD, a branch, a state file) naming a commit that is missing.
-    DanglingRef,
-    /// A reflog line that does not parse.
-    BadReflog,
-    /// A reflog ending in a torn line (a crash mid-append; ignored by readers).
-    TornReflog,
-    /// A state file (merge, rebase, coordination, op log, config, repo.json,
-    /// transaction journal) that does not parse.
-    BadStateFile,
-    /// A temp file left behind (by a crash, or a writer still at work).
-    OrphanTemp,
-    /// A lock file whose owner is provably dead.
-    StaleLock,
-    /// An object no root reaches.
-    UnreachableObject,
-    /// A commit record no root reaches.
-    UnreachableCommit,
-    /// A snapshot record no root reaches.
-    UnreachableSnapshot,
-    /// A file that has no business where it is.
-    StrayFile,
-    /// Something fsck could not read.
-    IoError,
-}
-
-/// One problem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// How bad it is.
-    pub severity: Severity,
-    /// What it is.
-    pub kind: ProblemKind,
-    /// The file concerned, when there is one.
-    pub path: Option<PathBuf>,
-    /// The id concerned, when there is one.
-    pub id: Option<ObjectId>,
-    /// What is wrong, naming the thing.
-    pub message: String,
-}
-
-impl Problem {
-    pub(crate) fn new(
-        severity: Severity,
-        kind: ProblemKind,
-        path: Option<PathBuf>,
-        id: Option<ObjectId>,
-        message: String,
-    ) -> Self {
-        Self {
-            severity,
-            kind,
-            path,
-            id,
-            message,
-        }
-    }
-
-    /// An error met while checking: an I/O error when it is one, damage of
-    /// `kind` otherwise.
-    pub(crate) fn from_error(kind: ProblemKind, err: &Error, path: PathBuf) -> Self {
-        if matches!(err, Error::Io { .. }) {
-            return Self::io(err, path);
-        }
-        Self::new(Severity::Damage, kind, Some(path), None, err.to_string())
-    }
-
-    /// An I/O error.
-    pub(crate) fn io(err: &Error, path: PathBuf) -> Self {
-        Self::new(
-            Severity::Io,
-            ProblemKind::IoError,
-            Some(path),
-            None,
-            err.to_string(),
-        )
-    }
-}
+use crate::state::{Intent, OpLog, Reservation};
 
 /// What fsck looked at.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -251,8 +143,16 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
     counts.reachable_objects = reach.objects.len() as u64;
 
     // 3. Every record file: verify those the walk did not read.
-    let commits = list_records(&layout.commits_dir(), &mut problems);
-    let snapshots = list_records(&layout.snapshots_dir(), &mut problems);
+    let commits = records_of(
+        repo.records().list_commits(),
+        &layout.commits_dir(),
+        &mut problems,
+    );
+    let snapshots = records_of(
+        repo.records().list_snapshots(),
+        &layout.snapshots_dir(),
+        &mut problems,
+    );
     counts.commits = commits.len() as u64;
     counts.snapshots = snapshots.len() as u64;
     let unreached = |files: &[(ObjectId, PathBuf)], seen: &HashSet<ObjectId>| {
@@ -264,22 +164,21 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
     };
     let loose_commits = unreached(&commits, &reach.commits);
     let loose_snapshots = unreached(&snapshots, &reach.snapshots);
-    let checked: Vec<Problem> = loose_commits
-        .par_iter()
-        .map(|(id, path)| match read_commit_file(path) {
-            Ok(_) => Problem::new(
-                Severity::Note,
-                ProblemKind::UnreachableCommit,
-                Some(path.clone()),
-                Some(*id),
-                format!("commit {id} is not reachable from any ref, reflog or state file"),
-            ),
-            Err(e) => Problem::from_error(ProblemKind::CorruptRecord, &e, path.clone()),
-        })
-        .chain(
-            loose_snapshots
-                .par_iter()
-                .map(|(id, path)| match read_snapshot_file(path) {
+    let checked: Vec<Problem> =
+        loose_commits
+            .par_iter()
+            .map(|(id, path)| match CommitRecord::read_file(path) {
+                Ok(_) => Problem::new(
+                    Severity::Note,
+                    ProblemKind::UnreachableCommit,
+                    Some(path.clone()),
+                    Some(*id),
+                    format!("commit {id} is not reachable from any ref, reflog or state file"),
+                ),
+                Err(e) => Problem::from_error(ProblemKind::CorruptRecord, &e, path.clone()),
+            })
+            .chain(loose_snapshots.par_iter().map(|(id, path)| {
+                match SnapshotRecord::read_file(path) {
                     Ok(_) => Problem::new(
                         Severity::Note,
                         ProblemKind::UnreachableSnapshot,
@@ -288,9 +187,9 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
                         format!("snapshot {id} is not reachable from any commit or checkpoint"),
                     ),
                     Err(e) => Problem::from_error(ProblemKind::CorruptRecord, &e, path.clone()),
-                }),
-        )
-        .collect();
+                }
+            }))
+            .collect();
     problems.extend(checked);
     for id in present.iter().filter(|id| !reach.objects.contains(id)) {
         problems.push(Problem::new(
@@ -306,7 +205,7 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
     check_state(repo, &mut problems);
 
     // 5. Leftovers: temp files and stale locks.
-    match recovery::scan(layout, true) {
+    match files::leftovers(layout, Shards::All) {
         Ok(leftovers) => {
             let now = SystemTime::now();
             for l in leftovers {
@@ -329,9 +228,10 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
                         ),
                     )),
                     LeftoverKind::Lock => {
-                        let owner = recovery::lock_owner(&l.path);
-                        if owner.as_ref().is_some_and(crate::refs::LockOwner::is_dead) {
-                            let pid = owner.map_or(0, |o| o.pid);
+                        if let Ok(Some(Ok(owner))) = LockOwner::read(&l.path)
+                            && owner.is_dead()
+                        {
+                            let pid = owner.pid;
                             problems.push(Problem::new(
                                 Severity::Note,
                                 ProblemKind::StaleLock,
@@ -366,7 +266,7 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
 
 /// Lists every object id; stray (non-object, non-temp) files are notes.
 fn list_objects(layout: &Layout, ids: &mut Vec<ObjectId>, problems: &mut Vec<Problem>) {
-    let shards = match recovery::shard_dirs(layout) {
+    let shards = match files::shard_dirs(layout) {
         Ok(s) => s,
         Err(e) => {
             problems.push(Problem::io(&e, layout.objects_dir()));
@@ -374,35 +274,17 @@ fn list_objects(layout: &Layout, ids: &mut Vec<ObjectId>, problems: &mut Vec<Pro
         }
     };
     for shard in shards {
-        let shard_name = shard
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        let entries = match fs::read_dir(&shard) {
-            Ok(e) => e,
-            Err(e) => {
-                problems.push(Problem::io(&Error::io("list", &shard, e), shard.clone()));
-                continue;
-            }
-        };
-        for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    problems.push(Problem::io(&Error::io("list", &shard, e), shard.clone()));
-                    break;
+        match files::list_shard(&shard) {
+            Ok(entries) => {
+                for entry in entries {
+                    match entry {
+                        Entry::Item(id, _) => ids.push(id),
+                        Entry::Temp(_) => {}
+                        Entry::Stray(path) => problems.push(stray(path)),
+                    }
                 }
-            };
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if is_temp_name(&name) {
-                continue;
             }
-            match Layout::object_id_from_parts(&shard_name, &name) {
-                Some(id) => ids.push(id),
-                None => problems.push(stray(entry.path())),
-            }
+            Err(e) => problems.push(Problem::io(&e, shard)),
         }
     }
 }
@@ -418,32 +300,26 @@ fn stray(path: PathBuf) -> Problem {
     )
 }
 
-/// Lists `<id>.json` records in `dir`; other non-temp files are notes.
-fn list_records(dir: &Path, problems: &mut Vec<Problem>) -> Vec<(ObjectId, PathBuf)> {
-    let mut out = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
+/// The records of a record-directory listing; stray files are notes and a
+/// listing that failed is an I/O problem.
+fn records_of(
+    listing: Result<Vec<Entry>>,
+    dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<(ObjectId, PathBuf)> {
+    let entries = match listing {
+        Ok(entries) => entries,
         Err(e) => {
-            problems.push(Problem::io(&Error::io("list", dir, e), dir.to_path_buf()));
-            return out;
+            problems.push(Problem::io(&e, dir.to_path_buf()));
+            return Vec::new();
         }
     };
+    let mut out = Vec::new();
     for entry in entries {
-        let Ok(entry) = entry else {
-            continue;
-        };
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if is_temp_name(&name) {
-            continue;
-        }
-        match name
-            .strip_suffix(".json")
-            .and_then(|n| ObjectId::from_hex(n).ok())
-        {
-            Some(id) => out.push((id, entry.path())),
-            None => problems.push(stray(entry.path())),
+        match entry {
+            Entry::Item(id, path) => out.push((id, path)),
+            Entry::Temp(_) => {}
+            Entry::Stray(path) => problems.push(stray(path)),
         }
     }
     out
@@ -458,7 +334,7 @@ fn check_state(repo: &Repository, problems: &mut Vec<Problem>) {
         }
     };
     check(repo.info().map(drop), layout.repo_json());
-    check(Config::load(repo).map(drop), layout.config());
+    check(repo.config().map(drop), layout.config());
     check(Reservation::list(repo).map(drop), layout.reservations_dir());
     check(Intent::list(repo).map(drop), layout.intents_dir());
     match OpLog::sessions(repo) {

@@ -6,7 +6,7 @@
 //!   editor, `toml_edit`, parses and re-renders the document);
 //! - every read-modify-write holds `config.toml.lock`, created exclusively,
 //!   so concurrent setters (threads or processes) are serialised and none is
-//!   lost; the lock ([`crate::refs::FileLock`], the same lock the refs use)
+//!   lost; the lock (the same lock file the refs use)
 //!   is released on every path, and one left by a process that is provably
 //!   dead (same host, pid gone) is recovered;
 //! - the new content is written through the durable writer (temp file, fsync,
@@ -16,10 +16,12 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
-use crate::durable::TempKind;
-use crate::error::{Error, Result};
-use crate::refs::{DEFAULT_LOCK_TIMEOUT, FileLock};
-use crate::repo::Repository;
+use super::Repository;
+use crate::durable::{DEFAULT_LOCK_TIMEOUT, FileLock, TempKind};
+use crate::error::{Error, InvalidName, Result};
+use crate::files;
+use crate::layout::Layout;
+use crate::name::{check_plain_text, validate_remote_name};
 
 /// The keys [`Config::set`] accepts.
 const SETTABLE: [&str; 3] = ["user.name", "user.email", "user.type"];
@@ -35,7 +37,8 @@ pub struct Remote {
     pub branch: Option<String>,
 }
 
-/// A parsed `config.toml` (a snapshot; the setters re-read under the lock).
+/// A parsed `config.toml` (a snapshot: [`Repository::config`] holds the one
+/// read at open; the setters re-read the file under the lock).
 #[derive(Debug, Clone)]
 pub struct Config {
     path: PathBuf,
@@ -44,8 +47,8 @@ pub struct Config {
 
 impl Config {
     /// Reads `config.toml` (an absent file reads as empty).
-    pub fn load(repo: &Repository) -> Result<Self> {
-        let path = repo.layout().config();
+    pub(crate) fn read(layout: &Layout) -> Result<Self> {
+        let path = layout.config();
         let doc = parse(&path)?;
         Ok(Self { path, doc })
     }
@@ -92,7 +95,7 @@ impl Config {
         };
         let remotes = remotes
             .as_table_like()
-            .ok_or_else(|| super::corrupt(&self.path, "'remotes' is not a table"))?;
+            .ok_or_else(|| Error::corrupt(&self.path, "'remotes' is not a table"))?;
         remotes
             .iter()
             .map(|(name, item)| remote_from(&self.path, name, item))
@@ -113,18 +116,17 @@ impl Config {
             .then(|| key.split_once('.'))
             .flatten()
         else {
-            return Err(Error::InvalidName {
-                what: "config key",
-                name: key.to_owned(),
-                reason: format!("settable keys are {}", SETTABLE.join(", ")),
-            });
+            return Err(InvalidName::new(
+                "config key",
+                key,
+                "settable keys are user.name, user.email, user.type",
+            )
+            .into());
         };
         if value.chars().any(char::is_control) {
-            return Err(Error::InvalidName {
-                what: "config value",
-                name: value.to_owned(),
-                reason: "it contains a control character".to_owned(),
-            });
+            return Err(
+                InvalidName::new("config value", value, "it contains a control character").into(),
+            );
         }
         update(repo, |doc, path| {
             let table = section_mut(doc, path, section)?;
@@ -152,9 +154,9 @@ impl Config {
         branch: Option<&str>,
     ) -> Result<()> {
         validate_remote_name(name)?;
-        super::check_plain_text("remote url", url)?;
+        check_plain_text("remote url", url)?;
         if let Some(branch) = branch {
-            super::check_plain_text("branch", branch)?;
+            check_plain_text("branch", branch)?;
         }
         update(repo, |doc, path| {
             let remotes = remotes_mut(doc, path)?;
@@ -190,31 +192,8 @@ impl Config {
     }
 }
 
-/// Checks a remote name: not empty, at most 255 bytes, no whitespace,
-/// control character or `/`, and not starting with `.`.
-pub fn validate_remote_name(name: &str) -> Result<()> {
-    super::check_plain_text("remote name", name)?;
-    let reason = if name.chars().any(char::is_whitespace) {
-        Some("it contains whitespace")
-    } else if name.contains(['/', '\\']) {
-        Some("it contains a path separator")
-    } else if name.starts_with('.') {
-        Some("it starts with '.'")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(Error::InvalidName {
-            what: "remote name",
-            name: name.to_owned(),
-            reason: reason.to_owned(),
-        }),
-        None => Ok(()),
-    }
-}
-
 fn remote_from(path: &Path, name: &str, item: &Item) -> Result<Remote> {
-    let bad = |what: &str| super::corrupt(path, format!("remote '{name}' {what}"));
+    let bad = |what: &str| Error::corrupt(path, format!("remote '{name}' {what}"));
     let table = item.as_table_like().ok_or_else(|| bad("is not a table"))?;
     let url = table
         .get("url")
@@ -236,11 +215,11 @@ fn remote_from(path: &Path, name: &str, item: &Item) -> Result<Remote> {
 
 /// Parses `config.toml` at `path` (absent reads as empty).
 fn parse(path: &Path) -> Result<DocumentMut> {
-    let bytes = super::read_optional(path)?.unwrap_or_default();
+    let bytes = files::read_optional(path)?.unwrap_or_default();
     let text =
-        String::from_utf8(bytes).map_err(|e| super::corrupt(path, format!("not UTF-8: {e}")))?;
+        String::from_utf8(bytes).map_err(|e| Error::corrupt(path, format!("not UTF-8: {e}")))?;
     text.parse::<DocumentMut>()
-        .map_err(|e| super::corrupt(path, format!("not valid TOML: {e}")))
+        .map_err(|e| Error::corrupt(path, format!("not valid TOML: {e}")))
 }
 
 /// The table `[section]`, created when absent.
@@ -252,7 +231,7 @@ fn section_mut<'d>(
     doc.entry(section)
         .or_insert_with(|| Item::Table(Table::new()))
         .as_table_like_mut()
-        .ok_or_else(|| super::corrupt(path, format!("'{section}' is not a table")))
+        .ok_or_else(|| Error::corrupt(path, format!("'{section}' is not a table")))
 }
 
 /// The `remotes` table, created (as an implicit table, so no empty
@@ -265,7 +244,7 @@ fn remotes_mut<'d>(doc: &'d mut DocumentMut, path: &Path) -> Result<&'d mut dyn 
             Item::Table(table)
         })
         .as_table_like_mut()
-        .ok_or_else(|| super::corrupt(path, "'remotes' is not a table"))
+        .ok_or_else(|| Error::corrupt(path, "'remotes' is not a table"))
 }
 
 /// Read-modify-write of `config.toml` under its lock.
@@ -283,25 +262,25 @@ fn update(
     edit(&mut doc, &path)?;
     repo.writer()
         .write_file(&path, TempKind::State, doc.to_string().as_bytes())?;
-    lock.release()
+    Ok(lock.release()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::testutil::{TestResult, fault_matrix, fixture, repo};
+    use crate::testutil::{TestResult, fault_matrix, fixture, repo};
 
     #[test]
     fn default_config_get_set_round_trip() -> TestResult {
         let (_dir, repo) = repo()?;
         let before = std::fs::read_to_string(repo.layout().config())?;
-        let config = Config::load(&repo)?;
+        let config = Config::read(repo.layout())?;
         assert_eq!(config.user_name().as_deref(), Some(""));
         assert!(config.remotes()?.is_empty());
         Config::set(&repo, "user.name", "Ada Lovelace")?;
         Config::set(&repo, "user.email", "ada@example.org")?;
         Config::set(&repo, "user.type", "agent")?;
-        let config = Config::load(&repo)?;
+        let config = Config::read(repo.layout())?;
         assert_eq!(config.user_name().as_deref(), Some("Ada Lovelace"));
         assert_eq!(config.user_email().as_deref(), Some("ada@example.org"));
         let after = std::fs::read_to_string(repo.layout().config())?;
@@ -336,7 +315,7 @@ mod tests {
         let (_dir, repo) = repo()?;
         Config::add_remote(&repo, "origin", "https://example.org/r.git", None)?;
         Config::add_remote(&repo, "up.stream", "/srv/repo", Some("dev"))?;
-        let remotes = Config::load(&repo)?.remotes()?;
+        let remotes = Config::read(repo.layout())?.remotes()?;
         assert_eq!(
             remotes,
             vec![
@@ -352,7 +331,7 @@ mod tests {
                 },
             ]
         );
-        let config = Config::load(&repo)?;
+        let config = Config::read(repo.layout())?;
         assert_eq!(
             config.get("remotes.up.stream.branch").as_deref(),
             Some("dev")
@@ -374,38 +353,15 @@ mod tests {
             Config::remove_remote(&repo, "origin"),
             Err(Error::NoSuchRemote { .. })
         ));
-        assert_eq!(Config::load(&repo)?.remotes()?.len(), 1);
+        assert_eq!(Config::read(repo.layout())?.remotes()?.len(), 1);
         Ok(())
-    }
-
-    #[test]
-    fn remote_names_are_validated() {
-        for good in ["origin", "up-stream", "a.b", "r2"] {
-            assert!(validate_remote_name(good).is_ok(), "{good:?} accepted");
-        }
-        let long = "x".repeat(256);
-        for bad in [
-            "",
-            " ",
-            "a b",
-            "a/b",
-            ".hidden",
-            "a\tb",
-            "a\u{7}",
-            long.as_str(),
-        ] {
-            assert!(
-                matches!(validate_remote_name(bad), Err(Error::InvalidName { .. })),
-                "{bad:?} refused"
-            );
-        }
     }
 
     #[test]
     fn fixture_config_parses_and_keeps_comments() -> TestResult {
         let (_dir, repo) = fixture("muse-merge-conflict")?;
         let before = std::fs::read_to_string(repo.layout().config())?;
-        let config = Config::load(&repo)?;
+        let config = Config::read(repo.layout())?;
         assert_eq!(config.user_name().as_deref(), Some(""));
         assert_eq!(config.get("user.type").as_deref(), Some("human"));
         assert!(config.remotes()?.is_empty());
@@ -415,7 +371,10 @@ mod tests {
         for line in before.lines().filter(|l| l.trim_start().starts_with('#')) {
             assert!(after.contains(line), "comment {line:?} survives:\n{after}");
         }
-        assert_eq!(Config::load(&repo)?.user_name().as_deref(), Some("Grace"));
+        assert_eq!(
+            Config::read(repo.layout())?.user_name().as_deref(),
+            Some("Grace")
+        );
         Config::remove_remote(&repo, "origin")?;
         Config::set(&repo, "user.name", "")?;
         assert_eq!(
@@ -437,7 +396,7 @@ mod tests {
             b"\xff",
         ] {
             repo.writer().write_file(&path, TempKind::State, bad)?;
-            let err = Config::load(&repo)
+            let err = Config::read(repo.layout())
                 .and_then(|c| c.remotes())
                 .err()
                 .or_else(|| Config::add_remote(&repo, "x", "y", None).err())
@@ -472,7 +431,7 @@ mod tests {
         for handle in handles {
             handle.join().map_err(|_| "thread panicked")??;
         }
-        let mut names: Vec<_> = Config::load(&repo)?
+        let mut names: Vec<_> = Config::read(repo.layout())?
             .remotes()?
             .into_iter()
             .map(|r| r.name)
@@ -493,9 +452,9 @@ mod tests {
         let (_dir, repo) = repo()?;
         let lock = repo.layout().config_lock();
         // A pid far above pid_max on this host: provably not running.
-        let dead = crate::refs::LockOwner {
+        let dead = crate::durable::LockOwner {
             pid: 999_999_999,
-            host: crate::refs::host_name(),
+            host: crate::durable::host_name(),
             created_at: "2026-01-01T00:00:00+00:00".into(),
             nonce: "dead".into(),
         };
@@ -512,12 +471,15 @@ mod tests {
         });
         std::thread::sleep(std::time::Duration::from_millis(100));
         assert_eq!(
-            Config::load(&repo)?.user_name().as_deref(),
+            Config::read(repo.layout())?.user_name().as_deref(),
             Some("after recovery")
         );
         drop(held);
         waiter.join().map_err(|_| "thread panicked")??;
-        assert_eq!(Config::load(&repo)?.user_name().as_deref(), Some("waited"));
+        assert_eq!(
+            Config::read(repo.layout())?.user_name().as_deref(),
+            Some("waited")
+        );
         Ok(())
     }
 
@@ -527,7 +489,7 @@ mod tests {
             &|repo| Config::add_remote(repo, "old", "u", None),
             &|repo| Config::add_remote(repo, "new", "u", None),
             &|repo, err| {
-                let names: Vec<_> = Config::load(repo)?
+                let names: Vec<_> = Config::read(repo.layout())?
                     .remotes()?
                     .into_iter()
                     .map(|r| r.name)

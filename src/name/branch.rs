@@ -9,18 +9,10 @@
 
 use std::fmt;
 
+use crate::error::InvalidName;
+
 /// Longest branch name accepted (Muse's limit).
 pub const MAX_NAME_LEN: usize = 255;
-
-/// Why a branch name is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid branch name '{name}': {reason}")]
-pub struct InvalidName {
-    /// The refused name (shown with control characters escaped).
-    pub name: String,
-    /// What rule it breaks.
-    pub reason: &'static str,
-}
 
 /// A validated branch name such as `main` or `feat/x`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,6 +46,19 @@ impl fmt::Display for BranchName {
     }
 }
 
+impl serde::Serialize for BranchName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BranchName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        BranchName::from_stored(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Debug for BranchName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BranchName({:?})", self.0)
@@ -61,10 +66,7 @@ impl fmt::Debug for BranchName {
 }
 
 fn refuse(name: &str, reason: &'static str) -> InvalidName {
-    InvalidName {
-        name: name.escape_debug().take(300).collect(),
-        reason,
-    }
+    InvalidName::new("branch name", name, reason)
 }
 
 /// The rules Muse applies.

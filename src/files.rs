@@ -1,0 +1,318 @@
+//! One lister per directory of the layout, and the small read helpers every
+//! store shares.
+//!
+//! Invariants:
+//! - each kind of directory (object shards, record directories, ref trees,
+//!   the places temp and lock files can be) is listed by exactly one
+//!   function here, which classifies every name it sees: the stores, fsck,
+//!   gc and recovery all read the same classification;
+//! - listers read names and file types only (one `lstat` for a leftover);
+//!   they never open a stored file and never follow a symlink;
+//! - a directory that is absent lists as empty; one that cannot be read is
+//!   an error naming it.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+
+use crate::durable::is_temp_name;
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::layout::Layout;
+
+/// Reads a whole file; `None` when it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+/// Parses a JSON file's bytes, naming the file when they are malformed.
+pub(crate) fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::corrupt(path, format!("not valid JSON for this file: {e}")))
+}
+
+/// Reads and parses a JSON file; `None` when it does not exist.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    read_optional(path)?
+        .map(|bytes| parse_json(path, &bytes))
+        .transpose()
+}
+
+/// Lists a directory; `None` when it is absent (or replaced by a file).
+fn read_dir_optional(dir: &Path) -> Result<Option<fs::ReadDir>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::io("list", dir, e)),
+    }
+}
+
+/// Whether a name is a two-hex-digit object shard.
+fn is_shard_name(name: &str) -> bool {
+    name.len() == 2 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The `objects/<2 hex>/` directories, sorted.
+pub(crate) fn shard_dirs(layout: &Layout) -> Result<Vec<PathBuf>> {
+    let dir = layout.objects_dir();
+    let Some(entries) = read_dir_optional(&dir)? else {
+        return Ok(Vec::new());
+    };
+    let mut shards = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(is_shard_name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            shards.push(entry.path());
+        }
+    }
+    shards.sort();
+    Ok(shards)
+}
+
+/// What a name in an object shard, or in a record directory, is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A stored object or record with this id.
+    Item(ObjectId, PathBuf),
+    /// One of this project's temp files.
+    Temp(PathBuf),
+    /// Anything else: not a file this store writes.
+    Stray(PathBuf),
+}
+
+/// Lists one object shard (`objects/<2 hex>/`): every name classified.
+pub(crate) fn list_shard(shard: &Path) -> Result<Vec<Entry>> {
+    let prefix = shard
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    let Some(entries) = read_dir_optional(shard)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", shard, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        out.push(if is_temp_name(&name) {
+            Entry::Temp(entry.path())
+        } else {
+            match Layout::object_id_from_parts(&prefix, &name) {
+                Some(id) => Entry::Item(id, entry.path()),
+                None => Entry::Stray(entry.path()),
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Lists a record directory (`commits/` or `snapshots/`): `<id>.json`
+/// files are records, everything else is classified too.
+pub(crate) fn list_records(dir: &Path) -> Result<Vec<Entry>> {
+    let Some(entries) = read_dir_optional(dir)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if is_temp_name(&name) {
+            out.push(Entry::Temp(entry.path()));
+            continue;
+        }
+        let id = name
+            .strip_suffix(".json")
+            .and_then(|stem| ObjectId::from_hex(stem).ok());
+        out.push(match id {
+            Some(id) => Entry::Item(id, entry.path()),
+            None => Entry::Stray(entry.path()),
+        });
+    }
+    Ok(out)
+}
+
+/// Every regular file below `dir` that is not a temp or lock file, as
+/// (`name/relative/to/dir`, path), sorted by name. Symlinks are never
+/// followed; directories are entered.
+pub(crate) fn ref_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    collect_ref_files(dir, "", &mut out)?;
+    // Sorted once, not at every level of the recursion.
+    out.sort();
+    Ok(out)
+}
+
+fn collect_ref_files(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    let Some(entries) = read_dir_optional(dir)? else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if is_temp_name(&name) || name.ends_with(".lock") {
+            continue;
+        }
+        let full = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let file_type = entry
+            .file_type()
+            .map_err(|e| Error::io("inspect", entry.path(), e))?;
+        if file_type.is_dir() {
+            collect_ref_files(&entry.path(), &full, out)?;
+        } else if file_type.is_file() {
+            out.push((full, entry.path()));
+        }
+    }
+    Ok(())
+}
+
+/// What a leftover file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LeftoverKind {
+    /// A temp file (one of the three prefixes).
+    Temp,
+    /// A `<file>.lock` lock file.
+    Lock,
+}
+
+/// A temp or lock file found where such files can be.
+#[derive(Debug, Clone)]
+pub(crate) struct Leftover {
+    pub(crate) path: PathBuf,
+    pub(crate) kind: LeftoverKind,
+    pub(crate) modified: SystemTime,
+    pub(crate) size: u64,
+}
+
+impl Leftover {
+    /// How long ago it was last modified (zero when its mtime is in the
+    /// future).
+    pub(crate) fn age(&self, now: SystemTime) -> Duration {
+        now.duration_since(self.modified).unwrap_or_default()
+    }
+}
+
+/// Which object shards a leftover scan lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shards {
+    /// All 256 (explicit recovery, gc, fsck).
+    All,
+    /// One, chosen at random (recovery on open).
+    OneAtRandom,
+}
+
+/// Every temp and lock file in the places where they can be: `.muse/`
+/// itself, `refs/**`, `logs/**`, `coordination/**`, `op_log/**`,
+/// `commits/`, `snapshots/`, `ref-transactions/`, `objects/` and the object
+/// shards `shards` says. Reads names and one `lstat` per leftover; never
+/// opens a stored file.
+pub(crate) fn leftovers(layout: &Layout, shards: Shards) -> Result<Vec<Leftover>> {
+    let mut found = Vec::new();
+    let muse = layout.muse_dir();
+    for dir in [
+        muse.to_path_buf(),
+        muse.join("refs"),
+        layout.commits_dir(),
+        layout.snapshots_dir(),
+        layout.transactions_dir(),
+        layout.objects_dir(),
+    ] {
+        list_leftovers(&dir, false, &mut found)?;
+    }
+    for dir in [
+        layout.heads_dir(),
+        layout.logs_dir(),
+        layout.coordination_dir(),
+        layout.op_log_dir(),
+    ] {
+        list_leftovers(&dir, true, &mut found)?;
+    }
+    match shards {
+        Shards::All => {
+            for shard in shard_dirs(layout)? {
+                list_leftovers(&shard, false, &mut found)?;
+            }
+        }
+        Shards::OneAtRandom => {
+            let pick = uuid::Uuid::new_v4().as_bytes()[0];
+            let shard = layout.objects_dir().join(format!("{pick:02x}"));
+            list_leftovers(&shard, false, &mut found)?;
+        }
+    }
+    Ok(found)
+}
+
+/// Lists `dir` (recursing into subdirectories when `recursive`, never
+/// following symlinks), collecting temp and lock files.
+fn list_leftovers(dir: &Path, recursive: bool, found: &mut Vec<Leftover>) -> Result<()> {
+    let Some(entries) = read_dir_optional(dir)? else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let kind = if is_temp_name(name) {
+            Some(LeftoverKind::Temp)
+        } else if name.ends_with(".lock") {
+            Some(LeftoverKind::Lock)
+        } else {
+            None
+        };
+        let file_type = match entry.file_type() {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("inspect", entry.path(), e)),
+        };
+        if let Some(kind) = kind
+            && !file_type.is_dir()
+        {
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                // Gone meanwhile (a writer renamed or removed it): fine.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("stat", entry.path(), e)),
+            };
+            found.push(Leftover {
+                path: entry.path(),
+                kind,
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                size: meta.len(),
+            });
+        } else if recursive && file_type.is_dir() {
+            list_leftovers(&entry.path(), true, found)?;
+        }
+    }
+    Ok(())
+}
+
+/// Re-checks a file's age just before it is removed (a listing may be old by
+/// now on a big repository): whether its mtime is more than `grace` before
+/// `now`.
+pub(crate) fn still_older_than(path: &Path, now: SystemTime, grace: Duration) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|m| now.duration_since(m).unwrap_or_default() > grace)
+}

@@ -1,0 +1,109 @@
+//! Recovery on open, and the walk that finds leftovers of crashed writers.
+//!
+//! Invariants:
+//! - opening a repository that needs no recovery performs no mutating system
+//!   call: every step below only lists and reads until it finds something to
+//!   remove;
+//! - a temp file is removed only when its mtime is older than the grace
+//!   period ([`Options::temp_grace`](crate::Options::temp_grace), default 15
+//!   minutes). A live writer's temp file is younger than that (every write
+//!   to it moves its mtime), so it is never taken from under the writer;
+//! - a lock file is removed only when its owner is provably dead (same host,
+//!   pid gone), through [`FileLock`]'s steal, which renames the lock aside
+//!   and checks it is the very lock judged dead before removing it;
+//! - recovery never reads objects: it lists the names in the few
+//!   directories where temp files and locks can be. The object shards
+//!   (`objects/<2 hex>/`) hold `.obj-tmp-*` files too, but listing all 256
+//!   of them is a pass over every object name: measured on a 10,000-object
+//!   repository it took a `show-ref` from 1.5 ms to 12.4 ms (median), and it
+//!   grows with the store. So recovery on open lists *one* shard, chosen at
+//!   random (1/256 of that cost); over many opens every shard is visited.
+//!   [`Repository::recover`](super::Repository::recover) (explicit) and
+//!   `gc` list all of them. An object
+//!   temp file waiting for its turn costs only disk space: it is never read
+//!   as an object (its name is not an object name).
+//!
+//! Torn log tails need nothing here: readers ignore an incomplete last line
+//! and the next append cuts it off.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::durable::{DurableWriter, FileLock, LockOwner};
+use crate::error::Result;
+use crate::files::{self, LeftoverKind, Shards};
+use crate::layout::Layout;
+use crate::refs::RefStore;
+
+/// The default grace period before an orphaned temp file is removed.
+pub const DEFAULT_TEMP_GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// What one recovery pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Interrupted ref transactions rolled forward.
+    pub transactions: usize,
+    /// Lock files of dead owners removed.
+    pub locks: Vec<PathBuf>,
+    /// Temp files older than the grace period removed.
+    pub temps: Vec<PathBuf>,
+}
+
+impl RecoveryReport {
+    /// Whether recovery changed nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.transactions == 0 && self.locks.is_empty() && self.temps.is_empty()
+    }
+}
+
+/// Runs recovery on the repository in `layout`, writing through `writer`:
+/// finishes ref transactions, recovers locks of dead owners, removes temp
+/// files older than `grace` (listing the object shards `shards` says).
+pub(crate) fn recover(
+    layout: &Layout,
+    writer: &DurableWriter,
+    grace: Duration,
+    shards: Shards,
+) -> Result<RecoveryReport> {
+    let mut report = RecoveryReport {
+        transactions: RefStore::for_recovery(layout.clone(), writer.clone()).recover()?,
+        ..RecoveryReport::default()
+    };
+    let now = SystemTime::now();
+    for leftover in files::leftovers(layout, shards)? {
+        match leftover.kind {
+            LeftoverKind::Lock => {
+                if lock_owner_is_dead(&leftover.path)
+                    && let Some(lock) = FileLock::try_acquire(writer.vfs(), &leftover.path)?
+                {
+                    // try_acquire stole the dead lock (checking it was the
+                    // one judged dead) and now holds a fresh one: release it.
+                    lock.release()?;
+                    log::warn!(
+                        "removed lock '{}' left by a dead process",
+                        leftover.path.display()
+                    );
+                    report.locks.push(leftover.path);
+                }
+            }
+            LeftoverKind::Temp => {
+                if leftover.age(now) > grace && files::still_older_than(&leftover.path, now, grace)
+                {
+                    writer.remove_file(&leftover.path)?;
+                    log::warn!(
+                        "removed temp file '{}' left by a crashed writer",
+                        leftover.path.display()
+                    );
+                    report.temps.push(leftover.path);
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Whether a lock file names an owner that is provably dead.
+fn lock_owner_is_dead(path: &std::path::Path) -> bool {
+    matches!(LockOwner::read(path), Ok(Some(Ok(owner))) if owner.is_dead())
+}
