@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use muse_store::{
-    Config, Durability, Intent, MergeState, OpLog, Options, RebaseState, Repository, Reservation,
+    Durability, Intent, MergeState, OpLog, Options, RebaseState, Repository, Reservation,
 };
 
 const FILES: [&str; 20] = [
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = repo.info();
-    let _ = Config::load(&repo);
+    let _ = repo.config().and_then(|c| c.remotes());
     let refs = repo.refs();
     let _ = refs.head();
     let _ = refs.head_commit();

@@ -11,35 +11,32 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use muse_store::{
-    CommitRecord, SnapshotRecord, commit_to_json, read_commit_file, read_snapshot_file,
-    snapshot_to_json,
-};
+use muse_store::{CommitRecord, SnapshotRecord};
 
 static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(record) = serde_json::from_slice::<CommitRecord>(data) {
-        let json = commit_to_json(&record).expect("a parsed commit record serialises");
+        let json = record.to_json().expect("a parsed commit record serialises");
         let back: CommitRecord = serde_json::from_slice(&json).expect("written record parses");
         assert_eq!(back, record, "commit record round trip");
-        let again = commit_to_json(&back).expect("serialises again");
+        let again = back.to_json().expect("serialises again");
         assert_eq!(again, json, "commit JSON is not a fixed point");
     }
     if let Ok(record) = serde_json::from_slice::<SnapshotRecord>(data) {
-        let json = snapshot_to_json(&record).expect("a parsed snapshot record serialises");
+        let json = record.to_json().expect("a parsed snapshot record serialises");
         let back: SnapshotRecord = serde_json::from_slice(&json).expect("written record parses");
         assert_eq!(back, record, "snapshot record round trip");
-        let again = snapshot_to_json(&back).expect("serialises again");
+        let again = back.to_json().expect("serialises again");
         assert_eq!(again, json, "snapshot JSON is not a fixed point");
     }
     let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
     let path = dir.path().join("record.json");
     std::fs::write(&path, data).expect("plant the record");
-    if let Ok(record) = read_commit_file(&path) {
+    if let Ok(record) = CommitRecord::read_file(&path) {
         assert_eq!(record.computed_id(), record.commit_id, "unverified commit");
     }
-    if let Ok(record) = read_snapshot_file(&path) {
+    if let Ok(record) = SnapshotRecord::read_file(&path) {
         assert_eq!(
             record.computed_id(),
             record.snapshot_id,

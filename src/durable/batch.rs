@@ -2,19 +2,23 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::writer::{
-    Durability, DurableWriter, WriteError, WriteStep, lock_ignoring_poison, parent_of, pending_dirs,
+    BatchState, Durability, DurableWriter, WriteError, WriteStep, lock_ignoring_poison, parent_of,
+    pending_dirs,
 };
 
-/// What a batch has staged so far.
-#[derive(Debug, Default)]
-pub(super) struct BatchState {
-    /// (temp file, target), in staging order.
-    pub(super) files: Mutex<Vec<(PathBuf, PathBuf)>>,
-    /// Directories created for the batch, pending until its first barrier.
-    pub(super) dirs: Mutex<Vec<PathBuf>>,
+impl DurableWriter {
+    /// Starts a batch: staged writes made through [`WriteBatch::writer`] are
+    /// written to temp files without a per-file flush and published together
+    /// by [`WriteBatch::commit`] with two filesystem-wide barriers.
+    pub fn batch(&self) -> WriteBatch {
+        let state = Arc::new(BatchState::default());
+        let mut writer = self.clone();
+        writer.batch = Some(state.clone());
+        WriteBatch::new(writer, state)
+    }
 }
 
 /// Many writes made durable together (git's `core.fsyncMethod=batch`, but

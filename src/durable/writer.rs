@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::batch::{BatchState, WriteBatch};
 use super::temp::{TempKind, temp_name};
 use super::vfs::{RealFs, Vfs, VfsFile};
 
@@ -159,6 +158,15 @@ fn unsynced_dirs() -> MutexGuard<'static, BTreeSet<PathBuf>> {
     UNSYNCED_DIRS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What a batch has staged so far (see `batch.rs`).
+#[derive(Debug, Default)]
+pub(super) struct BatchState {
+    /// (temp file, target), in staging order.
+    pub(super) files: Mutex<Vec<(PathBuf, PathBuf)>>,
+    /// Directories created for the batch, pending until its first barrier.
+    pub(super) dirs: Mutex<Vec<PathBuf>>,
+}
+
 /// The only code that creates, replaces, renames or removes repository files.
 #[derive(Clone)]
 pub struct DurableWriter {
@@ -166,7 +174,7 @@ pub struct DurableWriter {
     pub(super) durability: Durability,
     /// Set on the writer of a [`WriteBatch`]: staged writes are held back
     /// for the batch's barriers instead of being synced one by one.
-    batch: Option<Arc<BatchState>>,
+    pub(super) batch: Option<Arc<BatchState>>,
 }
 
 impl fmt::Debug for DurableWriter {
@@ -194,21 +202,6 @@ impl DurableWriter {
             durability,
             batch: None,
         }
-    }
-
-    /// Starts a batch: staged writes made through [`WriteBatch::writer`] are
-    /// written to temp files without a per-file flush and published together
-    /// by [`WriteBatch::commit`] with two filesystem-wide barriers.
-    pub fn batch(&self) -> WriteBatch {
-        let state = Arc::new(BatchState::default());
-        WriteBatch::new(
-            Self {
-                vfs: self.vfs.clone(),
-                durability: self.durability,
-                batch: Some(state.clone()),
-            },
-            state,
-        )
     }
 
     /// The durability level of this writer.
@@ -591,8 +584,8 @@ impl Staged<'_> {
     /// fsyncs the temp file, renames it over the target and fsyncs the
     /// directory. On an error before the rename the temp file is removed.
     ///
-    /// Under a [`WriteBatch`] writer it only closes the temp file and hands
-    /// it to the batch, which publishes it on [`WriteBatch::commit`].
+    /// Under a [`WriteBatch`](super::WriteBatch) writer it only closes the temp file and hands
+    /// it to the batch, which publishes it on [`WriteBatch::commit`](super::WriteBatch::commit).
     pub fn commit(mut self) -> Result<(), WriteError> {
         let Some(mut file) = self.file.take() else {
             return Err(self.closed());

@@ -397,7 +397,12 @@ impl RefStore {
                 }));
             }
             Ok(_) => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // `feat/a` when `feat` is a file: the walk below names it.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) => {}
             Err(e) => return Err(Error::io("inspect ref", path, e)),
         }
         let mut dir = path.parent();

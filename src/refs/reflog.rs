@@ -95,7 +95,7 @@ impl ReflogEntry {
     }
 }
 
-/// What [`read`] found.
+/// What [`Reflog::read`] found.
 #[derive(Debug, Default, Clone)]
 pub struct Reflog {
     /// The complete, well-formed lines in order.

@@ -10,14 +10,17 @@
     reason = "tests corrupt stored objects and plant files behind the writer's back on purpose"
 )]
 
+mod api;
 mod batch;
 mod chaos;
 mod cli;
 mod concurrency;
+mod examples;
 mod faults;
 mod fsck;
 mod gc;
 mod history;
+mod layers;
 mod model;
 mod objects;
 mod order;
