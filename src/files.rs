@@ -148,7 +148,7 @@ pub(crate) fn list_records(dir: &Path) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
-/// Every regular file below `dir` that is not a temp or lock file, as
+/// Every regular file below `dir` that is not a temp file, as
 /// (`name/relative/to/dir`, path), sorted by name. Symlinks are never
 /// followed; directories are entered.
 pub(crate) fn ref_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
@@ -168,7 +168,9 @@ fn collect_ref_files(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>)
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        if is_temp_name(&name) || name.ends_with(".lock") {
+        // Lock files live under `.muse/locks/`, so `x.lock` here is a branch
+        // (the reference implementation accepts the name).
+        if is_temp_name(&name) {
             continue;
         }
         let full = if prefix.is_empty() {
@@ -193,8 +195,12 @@ fn collect_ref_files(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>)
 pub(crate) enum LeftoverKind {
     /// A temp file (one of the three prefixes).
     Temp,
-    /// A `<file>.lock` lock file.
+    /// A file in `.muse/locks/`: a lock, held or left by a dead holder.
     Lock,
+    /// A `*.lock` file beside the file it protected, where an older version
+    /// of this project kept its locks; only its content (a lock-owner
+    /// record) says whether it is one (`x.lock` may be a branch).
+    LegacyLock,
 }
 
 /// A temp or lock file found where such files can be.
@@ -224,12 +230,18 @@ pub(crate) enum Shards {
 }
 
 /// Every temp and lock file in the places where they can be: `.muse/`
-/// itself, `refs/**`, `logs/**`, `coordination/**`, `op_log/**`,
+/// itself, `locks/`, `refs/**`, `logs/**`, `coordination/**`, `op_log/**`,
 /// `commits/`, `snapshots/`, `ref-transactions/`, `objects/` and the object
 /// shards `shards` says. Reads names and one `lstat` per leftover; never
 /// opens a stored file.
 pub(crate) fn leftovers(layout: &Layout, shards: Shards) -> Result<Vec<Leftover>> {
     let mut found = Vec::new();
+    list_leftovers(&layout.locks_dir(), false, &mut found)?;
+    for leftover in &mut found {
+        if leftover.kind != LeftoverKind::Temp {
+            leftover.kind = LeftoverKind::Lock;
+        }
+    }
     let muse = layout.muse_dir();
     for dir in [
         muse.to_path_buf(),
@@ -277,7 +289,7 @@ fn list_leftovers(dir: &Path, recursive: bool, found: &mut Vec<Leftover>) -> Res
         let kind = if is_temp_name(name) {
             Some(LeftoverKind::Temp)
         } else if name.ends_with(".lock") {
-            Some(LeftoverKind::Lock)
+            Some(LeftoverKind::LegacyLock)
         } else {
             None
         };

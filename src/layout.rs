@@ -168,10 +168,47 @@ impl Layout {
         self.muse.join("op_log")
     }
 
-    /// `.muse/config.toml.lock`: serialises read-modify-write of `config.toml`.
+    /// `.muse/locks/` (extension): every lock file, outside the branch
+    /// namespace (a branch may be named `x.lock`).
+    #[must_use]
+    pub fn locks_dir(&self) -> PathBuf {
+        self.muse.join("locks")
+    }
+
+    /// The lock of branch `branch`: `.muse/locks/ref-<40 hex>.lock`, named
+    /// by a hash of `refs/heads/<branch>` so that every branch, however
+    /// nested (`a` and `a.lock/b`), has its own flat lock file.
+    #[must_use]
+    pub fn ref_lock(&self, branch: &BranchName) -> PathBuf {
+        let digest = ObjectId::hash(format!("refs/heads/{branch}").as_bytes()).to_hex();
+        self.locks_dir().join(format!("ref-{}.lock", &digest[..40]))
+    }
+
+    /// `.muse/locks/HEAD.lock`: serialises writes of HEAD.
+    #[must_use]
+    pub fn head_lock(&self) -> PathBuf {
+        self.locks_dir().join("HEAD.lock")
+    }
+
+    /// `.muse/locks/config.lock`: serialises read-modify-write of `config.toml`.
     #[must_use]
     pub fn config_lock(&self) -> PathBuf {
-        self.muse.join("config.toml.lock")
+        self.locks_dir().join("config.lock")
+    }
+
+    /// `.muse/locks/worktree.lock`: held by every command that reads or
+    /// writes the working tree together with HEAD (commit, checkout, branch
+    /// delete and rename).
+    #[must_use]
+    pub fn worktree_lock(&self) -> PathBuf {
+        self.locks_dir().join("worktree.lock")
+    }
+
+    /// `.muse/locks/gc.lock`: held shared by writers from their first write
+    /// to their ref update, and exclusively by gc while it marks and sweeps.
+    #[must_use]
+    pub fn gc_lock(&self) -> PathBuf {
+        self.locks_dir().join("gc.lock")
     }
 
     /// `.muse/coordination/reservations/`.

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::problem::{Problem, ProblemKind, Severity};
 use super::reach::Reachable;
-use crate::durable::LockOwner;
+use crate::durable::{FileLock, LockOwner};
 use crate::error::{Error, Result};
 use crate::files::{self, Entry, LeftoverKind, Shards};
 use crate::id::ObjectId;
@@ -228,18 +228,37 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
                         ),
                     )),
                     LeftoverKind::Lock => {
-                        if let Ok(Some(Ok(owner))) = LockOwner::read(&l.path)
-                            && owner.is_dead()
+                        if l.path != layout.gc_lock() && !FileLock::is_held(&l.path).unwrap_or(true)
                         {
-                            let pid = owner.pid;
+                            let who = match LockOwner::read(&l.path) {
+                                Ok(Some(Ok(owner))) => format!("process {}", owner.pid),
+                                _ => "a process".to_owned(),
+                            };
                             problems.push(Problem::new(
                                 Severity::Note,
                                 ProblemKind::StaleLock,
                                 Some(l.path.clone()),
                                 None,
                                 format!(
-                                    "lock '{}' is held by process {pid}, which is dead; it will be removed on the next open",
+                                    "lock file '{}' was left by {who}, which died holding it; nothing holds it now, and it will be removed on the next open",
                                     l.path.display()
+                                ),
+                            ));
+                        }
+                    }
+                    LeftoverKind::LegacyLock => {
+                        if let Ok(Some(Ok(owner))) = LockOwner::read(&l.path)
+                            && owner.is_dead()
+                        {
+                            problems.push(Problem::new(
+                                Severity::Note,
+                                ProblemKind::StaleLock,
+                                Some(l.path.clone()),
+                                None,
+                                format!(
+                                    "lock '{}' (the format of older versions) is held by process {}, which is dead; it will be removed on the next open",
+                                    l.path.display(),
+                                    owner.pid
                                 ),
                             ));
                         }

@@ -27,7 +27,9 @@ pub(crate) use journal::Journal;
 pub use reflog::{Reflog, ReflogEntry};
 
 use crate::clock::Timestamp;
-use crate::durable::{DEFAULT_LOCK_TIMEOUT, DurableWriter, FileLock, TempKind, host_name};
+use crate::durable::{
+    DEFAULT_LOCK_TIMEOUT, DurableWriter, FileLock, LockOwner, TempKind, host_name,
+};
 use crate::error::{Error, Expected, InvalidName, Result};
 use crate::failpoint::crash_point;
 use crate::files;
@@ -116,6 +118,14 @@ pub struct RefChange {
     pub new: RefState,
 }
 
+/// What a single-ref update records in its lock file while it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RefUpdateIntent {
+    change: RefChange,
+    message: String,
+    author: String,
+}
+
 /// The refs of one repository.
 #[derive(Debug, Clone)]
 pub struct RefStore {
@@ -173,15 +183,12 @@ impl RefStore {
         }
     }
 
-    fn lock(&self, target: &Path) -> Result<FileLock> {
-        // A nested branch (`feat/x`) may need its directory first.
-        if let Some(dir) = target.parent() {
-            self.writer.create_dir_all(dir)?;
-        }
+    /// Takes the lock of `branch` (`.muse/locks/ref-*.lock`).
+    fn lock_branch(&self, branch: &BranchName) -> Result<FileLock> {
         Ok(FileLock::acquire(
-            self.writer.vfs(),
-            &FileLock::path_for(target),
+            &self.layout.ref_lock(branch),
             self.lock_timeout,
+            None,
         )?)
     }
 
@@ -256,6 +263,12 @@ impl RefStore {
     ) -> Result<Vec<(std::result::Result<BranchName, InvalidName>, PathBuf)>> {
         Ok(files::ref_files(&self.layout.heads_dir())?
             .into_iter()
+            // A lock an older version of this project kept beside its ref
+            // (a lock-owner record, not an id) is no branch; recovery removes
+            // it once its owner is dead.
+            .filter(|(name, path)| {
+                !(name.ends_with(".lock") && matches!(LockOwner::read(path), Ok(Some(Ok(_)))))
+            })
             .map(|(name, path)| (BranchName::from_stored(&name), path))
             .collect())
     }
@@ -353,7 +366,7 @@ impl RefStore {
     /// `logs/HEAD` when HEAD ends on a commit.
     pub fn set_head(&self, head: &Head, message: &str) -> Result<()> {
         let path = self.layout.head();
-        let _lock = self.lock(&path)?;
+        let _lock = FileLock::acquire(&self.layout.head_lock(), self.lock_timeout, None)?;
         let old = self.head_commit().unwrap_or(None);
         self.writer
             .write_file(&path, TempKind::State, head.to_file_content().as_bytes())?;
@@ -519,32 +532,72 @@ impl RefStore {
             refs.write_state(&change.branch, change.new)?;
         }
         for change in changes {
-            let old = change.old.commit().unwrap_or(ObjectId::ZERO);
-            let Some(new) = change.new.commit() else {
-                // A deletion: removing the reflog is idempotent.
-                refs.log_change(change, &journal.message)?;
-                continue;
-            };
-            let logged = |log: Reflog| {
-                log.entries
-                    .last()
-                    .is_some_and(|e| e.old == old && e.new == new)
-            };
-            if !logged(refs.reflog(&change.branch)?) {
-                refs.log(
-                    &refs.layout.branch_log(&change.branch),
-                    old,
-                    new,
-                    &journal.message,
-                )?;
-            }
-            if matches!(refs.head(), Ok(Head::Branch(ref b)) if *b == change.branch)
-                && !logged(refs.head_reflog()?)
-            {
-                refs.log(&refs.layout.head_log(), old, new, &journal.message)?;
-            }
+            refs.log_missing(change, &journal.message)?;
         }
         Ok(())
+    }
+
+    /// Takes over the lock file at `path` if its holder is gone (a live
+    /// holder keeps it: `Ok(false)`), finishes what that holder recorded
+    /// (a single-ref update cut between its ref write and its reflog line
+    /// gets the line), and removes the file.
+    pub(crate) fn recover_lock(&self, path: &Path) -> Result<bool> {
+        let Some((lock, record)) = FileLock::try_take_over(path)? else {
+            return Ok(false);
+        };
+        if let Some(Ok(owner)) = record
+            && let Some(intent) = owner.intent
+            && let Ok(update) = serde_json::from_value::<RefUpdateIntent>(intent)
+        {
+            let refs = self.with_author(update.author);
+            let now = refs.branch_state(&update.change.branch)?;
+            if now == update.change.new && now != update.change.old {
+                refs.log_missing(&update.change, &update.message)?;
+                log::warn!(
+                    "completed the reflog of an interrupted update of '{}'",
+                    update.change.branch
+                );
+            }
+        }
+        lock.release()?;
+        Ok(true)
+    }
+
+    /// Appends the reflog lines of `change` that are not already the last
+    /// line of their log (the branch's and, when HEAD is on it, HEAD's: a
+    /// crash may have fallen between the two appends).
+    fn log_missing(&self, change: &RefChange, message: &str) -> Result<()> {
+        let old = change.old.commit().unwrap_or(ObjectId::ZERO);
+        let Some(new) = change.new.commit() else {
+            // A deletion: removing the reflog is idempotent.
+            return self.log_change(change, message);
+        };
+        let logged = |log: Reflog| {
+            log.entries
+                .last()
+                .is_some_and(|e| e.old == old && e.new == new)
+        };
+        if !logged(self.reflog(&change.branch)?) {
+            self.log(&self.layout.branch_log(&change.branch), old, new, message)?;
+        }
+        if matches!(self.head(), Ok(Head::Branch(ref b)) if *b == change.branch)
+            && !logged(self.head_reflog()?)
+        {
+            self.log(&self.layout.head_log(), old, new, message)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a pending transaction journal names any of `branches`.
+    fn pending_journal_names(&self, branches: &BTreeSet<BranchName>) -> Result<bool> {
+        for path in Journal::list(&self.layout)? {
+            if let Some(journal) = Journal::read(&path)?
+                && journal.changes.iter().any(|c| branches.contains(&c.branch))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Finishes every multi-ref transaction that a dead process left
@@ -561,10 +614,7 @@ impl RefStore {
             branches.sort();
             let mut locks = Vec::new();
             for branch in branches {
-                match FileLock::try_acquire(
-                    self.writer.vfs(),
-                    &FileLock::path_for(&self.layout.branch_path(branch)),
-                )? {
+                match FileLock::try_acquire(&self.layout.ref_lock(branch))? {
                     Some(lock) => locks.push(lock),
                     None => break,
                 }
@@ -640,8 +690,18 @@ impl Transaction<'_> {
         }
         // Locks in name order: two transactions can never wait on each other.
         let mut locks = Vec::with_capacity(seen.len());
-        for branch in &seen {
-            locks.push(refs.lock(&refs.layout.branch_path(branch))?);
+        for attempt in 0.. {
+            for branch in &seen {
+                locks.push(refs.lock_branch(branch)?);
+            }
+            // A journal naming a branch whose lock we now hold belongs to a
+            // transaction whose process died part-way (a live one would hold
+            // that lock): finish it before building on its refs.
+            if attempt >= 3 || !refs.pending_journal_names(&seen)? {
+                break;
+            }
+            locks.clear();
+            refs.recover()?;
         }
         let mut changes = Vec::new();
         for (branch, change, expected) in &self.ops {
@@ -668,10 +728,17 @@ impl Transaction<'_> {
         if changes.is_empty() {
             return Ok(changes);
         }
-        let journal_path = if changes.len() > 1 {
-            Some(self.write_journal(&changes)?)
-        } else {
+        let journal_path = if let [change] = changes.as_slice() {
+            // One ref: its lock file records the update, so that recovery can
+            // add the reflog line if this process dies between the ref write
+            // and the append (see `RefStore::recover_lock`).
+            let at = seen.iter().position(|b| *b == change.branch).unwrap_or(0);
+            if let Some(lock) = locks.get_mut(at) {
+                lock.set_intent(self.intent(change))?;
+            }
             None
+        } else {
+            Some(self.write_journal(&changes)?)
         };
         crash_point("ref-txn-journaled");
         if let Err(e) = self.apply(&changes) {
@@ -682,6 +749,16 @@ impl Transaction<'_> {
         }
         drop(locks);
         Ok(changes)
+    }
+
+    /// The record of a single-ref update kept in its lock file.
+    fn intent(&self, change: &RefChange) -> serde_json::Value {
+        serde_json::to_value(RefUpdateIntent {
+            change: change.clone(),
+            message: self.message.clone(),
+            author: self.refs.author.clone(),
+        })
+        .unwrap_or(serde_json::Value::Null)
     }
 
     fn write_journal(&self, changes: &[RefChange]) -> Result<PathBuf> {

@@ -252,11 +252,7 @@ fn update(
     repo: &Repository,
     edit: impl FnOnce(&mut DocumentMut, &Path) -> Result<()>,
 ) -> Result<()> {
-    let lock = FileLock::acquire(
-        repo.writer().vfs(),
-        &repo.layout().config_lock(),
-        DEFAULT_LOCK_TIMEOUT,
-    )?;
+    let lock = FileLock::acquire(&repo.layout().config_lock(), DEFAULT_LOCK_TIMEOUT, None)?;
     let path = repo.layout().config();
     let mut doc = parse(&path)?;
     edit(&mut doc, &path)?;
@@ -448,23 +444,24 @@ mod tests {
     }
 
     #[test]
-    fn lock_of_a_dead_process_is_recovered_and_a_live_one_waited_for() -> TestResult {
+    fn lock_left_by_a_dead_process_is_taken_and_a_live_one_waited_for() -> TestResult {
         let (_dir, repo) = repo()?;
         let lock = repo.layout().config_lock();
-        // A pid far above pid_max on this host: provably not running.
+        // The file a holder that died leaves: nothing holds its flock.
         let dead = crate::durable::LockOwner {
             pid: 999_999_999,
             host: crate::durable::host_name(),
             created_at: "2026-01-01T00:00:00+00:00".into(),
             nonce: "dead".into(),
+            intent: None,
         };
         repo.writer()
             .write_file(&lock, TempKind::State, &serde_json::to_vec(&dead)?)?;
         Config::set(&repo, "user.name", "after recovery")?;
-        assert!(!lock.exists(), "recovered then released");
+        assert!(!lock.exists(), "taken then released");
 
         // A live holder (this process) on another thread: the setter waits.
-        let held = FileLock::acquire(repo.writer().vfs(), &lock, DEFAULT_LOCK_TIMEOUT)?;
+        let held = FileLock::acquire(&lock, DEFAULT_LOCK_TIMEOUT, None)?;
         let root = repo.work_tree().to_path_buf();
         let waiter = std::thread::spawn(move || -> Result<()> {
             Config::set(&Repository::open(&root)?, "user.name", "waited")

@@ -8,9 +8,14 @@
 //!   period ([`Options::temp_grace`](crate::Options::temp_grace), default 15
 //!   minutes). A live writer's temp file is younger than that (every write
 //!   to it moves its mtime), so it is never taken from under the writer;
-//! - a lock file is removed only when its owner is provably dead (same host,
-//!   pid gone), through [`FileLock`]'s steal, which renames the lock aside
-//!   and checks it is the very lock judged dead before removing it;
+//! - a lock file in `.muse/locks/` is taken over only when nobody holds its
+//!   `flock` (the kernel released it when its holder died), so a live
+//!   holder's lock is never touched; what the dead holder recorded in it
+//!   (a single-ref update in progress) is finished before the file goes;
+//! - a lock file of the format older versions of this project kept beside
+//!   the file it protected (`refs/heads/main.lock` holding a lock-owner
+//!   record) is removed when its owner is provably dead; any other
+//!   `x.lock` there is a branch and left alone;
 //! - recovery never reads objects: it lists the names in the few
 //!   directories where temp files and locks can be. The object shards
 //!   (`objects/<2 hex>/`) hold `.obj-tmp-*` files too, but listing all 256
@@ -19,9 +24,9 @@
 //!   grows with the store. So recovery on open lists *one* shard, chosen at
 //!   random (1/256 of that cost); over many opens every shard is visited.
 //!   [`Repository::recover`](super::Repository::recover) (explicit) and
-//!   `gc` list all of them. An object
-//!   temp file waiting for its turn costs only disk space: it is never read
-//!   as an object (its name is not an object name).
+//!   `gc` list all of them. An object temp file waiting for its turn costs
+//!   only disk space: it is never read as an object (its name is not an
+//!   object name).
 //!
 //! Torn log tails need nothing here: readers ignore an incomplete last line
 //! and the next append cuts it off.
@@ -29,7 +34,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::durable::{DurableWriter, FileLock, LockOwner};
+use crate::durable::{DurableWriter, LockOwner};
 use crate::error::Result;
 use crate::files::{self, LeftoverKind, Shards};
 use crate::layout::Layout;
@@ -43,7 +48,7 @@ pub const DEFAULT_TEMP_GRACE: Duration = Duration::from_secs(15 * 60);
 pub struct RecoveryReport {
     /// Interrupted ref transactions rolled forward.
     pub transactions: usize,
-    /// Lock files of dead owners removed.
+    /// Lock files left by dead holders, taken over and removed.
     pub locks: Vec<PathBuf>,
     /// Temp files older than the grace period removed.
     pub temps: Vec<PathBuf>,
@@ -58,30 +63,37 @@ impl RecoveryReport {
 }
 
 /// Runs recovery on the repository in `layout`, writing through `writer`:
-/// finishes ref transactions, recovers locks of dead owners, removes temp
-/// files older than `grace` (listing the object shards `shards` says).
+/// finishes ref transactions and single-ref updates of dead processes,
+/// removes their lock files and temp files older than `grace` (listing the
+/// object shards `shards` says).
 pub(crate) fn recover(
     layout: &Layout,
     writer: &DurableWriter,
     grace: Duration,
     shards: Shards,
 ) -> Result<RecoveryReport> {
+    let refs = RefStore::for_recovery(layout.clone(), writer.clone());
     let mut report = RecoveryReport {
-        transactions: RefStore::for_recovery(layout.clone(), writer.clone()).recover()?,
+        transactions: refs.recover()?,
         ..RecoveryReport::default()
     };
     let now = SystemTime::now();
     for leftover in files::leftovers(layout, shards)? {
         match leftover.kind {
             LeftoverKind::Lock => {
-                if lock_owner_is_dead(&leftover.path)
-                    && let Some(lock) = FileLock::try_acquire(writer.vfs(), &leftover.path)?
-                {
-                    // try_acquire stole the dead lock (checking it was the
-                    // one judged dead) and now holds a fresh one: release it.
-                    lock.release()?;
+                // gc.lock is taken shared and never removed.
+                if leftover.path == layout.gc_lock() {
+                    continue;
+                }
+                if refs.recover_lock(&leftover.path)? {
+                    report.locks.push(leftover.path);
+                }
+            }
+            LeftoverKind::LegacyLock => {
+                if legacy_lock_is_dead(&leftover.path) {
+                    writer.remove_file(&leftover.path)?;
                     log::warn!(
-                        "removed lock '{}' left by a dead process",
+                        "removed lock '{}' left by a dead process of an older muse-store",
                         leftover.path.display()
                     );
                     report.locks.push(leftover.path);
@@ -103,7 +115,9 @@ pub(crate) fn recover(
     Ok(report)
 }
 
-/// Whether a lock file names an owner that is provably dead.
-fn lock_owner_is_dead(path: &std::path::Path) -> bool {
+/// Whether a `*.lock` file outside `.muse/locks/` is a lock an older
+/// version of this project left (its content is a lock-owner record) whose
+/// owner is provably dead.
+pub(crate) fn legacy_lock_is_dead(path: &std::path::Path) -> bool {
     matches!(LockOwner::read(path), Ok(Some(Ok(owner))) if owner.is_dead())
 }

@@ -279,27 +279,41 @@ fn unparseable_ref_and_state_file_are_damage() -> TestResult {
 #[test]
 fn stale_lock_is_a_note_exit_0() -> TestResult {
     let (dir, repo, _, _, _) = two_commits()?;
-    let lock = repo.layout().heads_dir().join("main.lock");
+    // Left by a holder that died: nothing holds its flock.
+    let lock = repo
+        .layout()
+        .ref_lock(&muse_store::BranchName::new("main")?);
+    std::fs::create_dir_all(repo.layout().locks_dir())?;
     let pid = dead_pid()?;
     plant_lock(&lock, pid)?;
-    // A live owner (this process) is not stale.
-    plant_lock(
-        &repo.layout().muse_dir().join("config.toml.lock"),
-        std::process::id(),
+    // One a live process holds is not stale.
+    let held = muse_store::FileLock::acquire(
+        &repo.layout().config_lock(),
+        std::time::Duration::ZERO,
+        None,
     )?;
+    // And one in the format of older versions, beside its ref.
+    let legacy = repo.layout().heads_dir().join("dev.lock");
+    plant_lock(&legacy, pid)?;
     let (code, report) = fsck_cli(dir.path())?;
     assert_eq!(code, 0, "a stale lock is not damage: {report}");
     let found = problems(&report, "stale_lock");
-    assert_eq!(found.len(), 1, "only the dead one: {report}");
-    assert_eq!(found[0]["severity"], "note", "{report}");
-    assert_eq!(found[0]["path"], lock.display().to_string(), "{report}");
+    assert_eq!(found.len(), 2, "only the dead ones: {report}");
+    for (found, path) in found.iter().zip([&lock, &legacy]) {
+        assert_eq!(found["severity"], "note", "{report}");
+        assert_eq!(found["path"], path.display().to_string(), "{report}");
+        assert!(
+            found["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&pid.to_string())),
+            "{report}"
+        );
+    }
     assert!(
-        found[0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains(&pid.to_string())),
-        "{report}"
+        lock.exists() && legacy.exists(),
+        "fsck only reads: the locks are still there"
     );
-    assert!(lock.exists(), "fsck only reads: the lock is still there");
+    drop(held);
     Ok(())
 }
 

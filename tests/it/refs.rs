@@ -308,9 +308,8 @@ fn failure_at_each_step_of_a_ref_write_leaves_old_value_and_no_temp() -> TestRes
         )?;
         let refs = repo.refs();
         refs.update(&branch("main"), id(1), Expected::Any, "setup")?;
-        // The lock file is the first create; the temp file the second.
-        let nth = if kind == OpKind::Create { nth + 1 } else { nth };
-        let nth = if kind == OpKind::Write { nth + 1 } else { nth };
+        // Lock files are not repository state and do not go through the
+        // seam: the first create and write are the ref's temp file.
         fault.fail_nth(kind, nth, libc::EIO);
         let err = refs
             .update(&branch("main"), id(2), Expected::Value(id(1)), "x")
@@ -392,13 +391,73 @@ fn transaction_killed_after_its_journal_is_completed_on_next_open() -> TestResul
     Ok(())
 }
 
+/// Runs `flock -o <path> sleep 60` (util-linux): a process holding the lock
+/// at `path`, until killed. `None` when the tool is missing.
+fn hold_lock_in_child(path: &Path) -> TestResult<Option<std::process::Child>> {
+    std::fs::create_dir_all(path.parent().ok_or("no parent")?)?;
+    // -o: the lock stays with flock itself, not with the command it runs.
+    let child = match std::process::Command::new("flock")
+        .arg("-o")
+        .arg(path)
+        .args(["sleep", "60"])
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipping: the flock tool (util-linux) is not installed");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Wait until it holds the lock.
+    for _ in 0..500 {
+        if FileLock::is_held(path)? {
+            return Ok(Some(child));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err("the flock child never took the lock".into())
+}
+
 #[test]
-fn lock_of_a_dead_process_is_recovered_and_a_foreign_one_is_named() -> TestResult {
-    let (dir, repo) = scratch()?;
+fn a_live_holder_blocks_with_a_named_error_and_a_dead_one_releases_its_lock() -> TestResult {
+    let (_dir, repo) = scratch()?;
     let refs = repo.refs().with_lock_timeout(Duration::from_millis(200));
-    let main_path = repo.layout().branch_path(&branch("main"));
-    let lock_path = FileLock::path_for(&main_path);
-    // A process that has exited: its pid is gone.
+    let lock_path = repo.layout().ref_lock(&branch("main"));
+    let Some(mut holder) = hold_lock_in_child(&lock_path)? else {
+        return Ok(());
+    };
+    let err = refs
+        .update(&branch("main"), id(1), Expected::Any, "blocked")
+        .expect_err("a live holder blocks");
+    let text = err.to_string();
+    assert!(
+        text.contains(&lock_path.display().to_string()),
+        "names the lock file: {text}"
+    );
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    assert!(err.is_user_error(), "exit 1: busy, not damaged");
+    assert_eq!(refs.branch(&branch("main"))?, None, "nothing changed");
+    // SIGKILL: the kernel releases the lock; its file stays behind.
+    holder.kill()?;
+    holder.wait()?;
+    assert!(lock_path.exists(), "a killed holder leaves its file");
+    assert!(!FileLock::is_held(&lock_path)?, "but no lock");
+    refs.update(
+        &branch("main"),
+        id(1),
+        Expected::Any,
+        "after the holder died",
+    )?;
+    assert_eq!(refs.branch(&branch("main"))?, Some(id(1)));
+    assert!(!lock_path.exists(), "released: the file is gone");
+    Ok(())
+}
+
+#[test]
+fn a_lock_file_of_an_older_version_is_recovered_when_its_owner_is_dead() -> TestResult {
+    let (dir, repo) = scratch()?;
+    let legacy = repo.layout().heads_dir().join("main.lock");
     let mut child = std::process::Command::new("true").spawn()?;
     let dead_pid = child.id();
     child.wait()?;
@@ -407,31 +466,30 @@ fn lock_of_a_dead_process_is_recovered_and_a_foreign_one_is_named() -> TestResul
         host: muse_store::testing::host_name(),
         created_at: "2026-01-01T00:00:00+00:00".into(),
         nonce: "n".into(),
+        intent: None,
     };
-    write_lock(&lock_path, &dead)?;
-    refs.update(&branch("main"), id(1), Expected::Any, "after dead lock")?;
-    assert!(!lock_path.exists(), "recovered lock released");
-
-    let foreign = LockOwner {
-        host: "some-other-host".into(),
-        ..dead
+    write_lock(&legacy, &dead)?;
+    let live = LockOwner {
+        pid: std::process::id(),
+        ..dead.clone()
     };
-    write_lock(&lock_path, &foreign)?;
-    let err = refs
-        .update(&branch("main"), id(2), Expected::Any, "blocked")
-        .expect_err("a lock on another host is never stolen");
-    let text = err.to_string();
+    let live_path = repo.layout().heads_dir().join("dev.lock");
+    write_lock(&live_path, &live)?;
+    // A branch named like a lock file is a branch: never removed.
+    let branch_file = repo.layout().heads_dir().join("topic.lock");
+    std::fs::write(&branch_file, id(3).to_hex())?;
+    let repo = Repository::open_with(dir.path(), repo.options().clone())?;
     assert!(
-        text.contains("main.lock") && text.contains("remove"),
-        "names the file and the fix: {text}"
+        !legacy.exists(),
+        "a dead owner's old-format lock is removed on open"
     );
+    assert!(live_path.exists(), "a live owner's is kept");
     assert_eq!(
-        refs.branch(&branch("main"))?,
-        Some(id(1)),
-        "nothing changed"
+        repo.refs()
+            .branch(&muse_store::BranchName::from_stored("topic.lock")?)?,
+        Some(id(3)),
+        "the branch topic.lock is untouched"
     );
-    assert!(lock_path.exists(), "foreign lock left alone");
-    drop(dir);
     Ok(())
 }
 
@@ -607,7 +665,7 @@ fn muse_written_fixture_refs_and_reflog_read_back() -> TestResult {
 /// acknowledged update made by a writer that took over the dead lock before
 /// any open recovered the journal.
 #[test]
-fn recovery_never_replays_a_journal_over_a_later_update() -> TestResult {
+fn a_writer_finishes_a_dead_transaction_before_building_on_its_refs() -> TestResult {
     let dir = tempfile::tempdir()?;
     let repo = Repository::init(dir.path())?;
     let refs = repo.refs();
@@ -627,25 +685,51 @@ fn recovery_never_replays_a_journal_over_a_later_update() -> TestResult {
         Some(&script),
     )?;
     assert_ne!(code, 0, "the child must have died");
-    // A writer that opened the repository without recovering moves `b`.
+    // A writer that opened the repository without recovering reads `b` in
+    // the half-applied state (a moved, b not yet) and tries to move it from
+    // there. Taking b's lock it finds the dead transaction's journal and
+    // finishes it first, so its compare-and-swap, based on a state no
+    // reader may see, is refused rather than applied over half a
+    // transaction.
     let live = Repository::open_without_recovery(dir.path(), Options::default())?;
     let current = live.refs().branch(&branch("b"))?;
-    live.refs().update(
-        &branch("b"),
-        id(99),
-        current.map_or(Expected::Absent, Expected::Value),
-        "later",
-    )?;
+    assert_eq!(
+        current,
+        Some(id(2)),
+        "b was not yet moved by the dead transaction"
+    );
+    let err = live
+        .refs()
+        .update(
+            &branch("b"),
+            id(99),
+            current.map_or(Expected::Absent, Expected::Value),
+            "later",
+        )
+        .expect_err("the update was based on a half-applied transaction");
+    assert!(
+        matches!(&err, Error::CasMismatch(c) if c.actual == Some(id(20))),
+        "{err}"
+    );
+    let repo = Repository::open(dir.path())?;
+    assert_eq!(
+        repo.refs().branch(&branch("a"))?,
+        Some(id(10)),
+        "rolled forward"
+    );
+    assert_eq!(
+        repo.refs().branch(&branch("b"))?,
+        Some(id(20)),
+        "rolled forward"
+    );
+    // A later update from the finished state goes through and is kept.
+    repo.refs()
+        .update(&branch("b"), id(99), Expected::Value(id(20)), "later")?;
     let repo = Repository::open(dir.path())?;
     assert_eq!(
         repo.refs().branch(&branch("b"))?,
         Some(id(99)),
-        "the later update survives"
-    );
-    assert_eq!(
-        repo.refs().branch(&branch("a"))?,
-        Some(id(10)),
-        "the rest is rolled forward"
+        "the later update survives the next open"
     );
     Ok(())
 }
