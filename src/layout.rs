@@ -184,6 +184,21 @@ impl Layout {
         self.locks_dir().join(format!("ref-{}.lock", &digest[..40]))
     }
 
+    /// `.muse/locks/refs.seq`: a counter every multi-ref transaction bumps
+    /// once its journal is durable, before its first ref moves, so that a
+    /// reader of several refs can tell it overlapped one (not repository
+    /// state: never fsynced).
+    #[must_use]
+    pub fn ref_seq(&self) -> PathBuf {
+        self.locks_dir().join("refs.seq")
+    }
+
+    /// `.muse/locks/refs.seq.lock`: serialises bumps of [`Layout::ref_seq`].
+    #[must_use]
+    pub fn ref_seq_lock(&self) -> PathBuf {
+        self.locks_dir().join("refs.seq.lock")
+    }
+
     /// `.muse/locks/HEAD.lock`: serialises writes of HEAD.
     #[must_use]
     pub fn head_lock(&self) -> PathBuf {
@@ -204,11 +219,13 @@ impl Layout {
         self.locks_dir().join("worktree.lock")
     }
 
-    /// `.muse/locks/gc.lock`: held shared by writers from their first write
-    /// to their ref update, and exclusively by gc while it marks and sweeps.
+    /// `.muse/locks/gc`: held shared by writers from their first write to
+    /// their ref update, and exclusively by gc while it marks and sweeps.
+    /// Taken shared, so never removed; named without `.lock` so nothing
+    /// takes it for a leftover.
     #[must_use]
     pub fn gc_lock(&self) -> PathBuf {
-        self.locks_dir().join("gc.lock")
+        self.locks_dir().join("gc")
     }
 
     /// `.muse/coordination/reservations/`.

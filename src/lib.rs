@@ -110,7 +110,7 @@ pub use record::{CommitRecord, RecordStore, SnapshotRecord, commit_id, snapshot_
 pub use refs::{Head, RefChange, RefState, RefStore, Reflog, ReflogEntry, Transaction};
 pub use repo::{
     CommitOutcome, Config, DEFAULT_TEMP_GRACE, NewCommit, Options, RecoveryReport, Remote,
-    RepoInfo, Repository,
+    RepoInfo, Repository, WriteGuard,
 };
 pub use state::{Checkpoint, Intent, MergeState, OpEntry, OpLog, RebaseState, Reservation};
 pub use store::{ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader, hash_file};

@@ -51,6 +51,10 @@ pub fn commit_worktree(
     if spec.message.trim().is_empty() {
         return Err(Error::EmptyMessage);
     }
+    // The working tree and HEAD stay as they are until the branch moved (a
+    // checkout waits), and gc cannot prune what the commit will name.
+    let _worktree = repo.lock_worktree()?;
+    let guard = repo.write_guard()?;
     let merge = MergeState::read(repo)?;
     let mut spec = spec.clone();
     if let Some(merge) = &merge {
@@ -60,7 +64,7 @@ pub fn commit_worktree(
     // the whole commit, and all of it durable before the branch moves.
     let batch = repo.writer().batch();
     let manifest = stage_worktree(repo, &batch, progress)?;
-    let done = repo.commit_staged(batch, manifest, &spec)?;
+    let done = repo.commit_staged(&guard, batch, manifest, &spec)?;
     if merge.is_some() {
         MergeState::clear(repo)?;
     }
@@ -118,6 +122,9 @@ pub fn checkout(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<CheckoutOutcome> {
+    // No commit snapshots the tree half-switched, and no branch delete
+    // removes the target while HEAD moves to it.
+    let _worktree = repo.lock_worktree()?;
     let refs = repo.refs();
     let (new_commit, label) = match target {
         Head::Branch(b) => (

@@ -101,6 +101,7 @@ pub(super) struct CommitTreeArgs {
 
 pub(super) fn commit_tree(ctx: &Context, args: &CommitTreeArgs, out: &mut dyn Write) -> CmdResult {
     let repo = ctx.repo()?;
+    let _guard = repo.write_guard()?;
     let records = repo.records();
     let snapshot = parse_id(&args.snapshot)?;
     if !records.contains_snapshot(&snapshot) {

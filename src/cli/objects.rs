@@ -24,7 +24,9 @@ pub(super) struct HashObjectArgs {
 pub(super) fn hash_object(ctx: &Context, args: &HashObjectArgs, out: &mut dyn Write) -> CmdResult {
     let file = ctx.cwd.join(&args.file);
     let (id, stored) = if args.write {
-        ctx.repo()?.objects().write_from_path(&file)?
+        let repo = ctx.repo()?;
+        let _guard = repo.write_guard()?;
+        repo.objects().write_from_path(&file)?
     } else {
         (muse_store::hash_file(&file)?.0, false)
     };

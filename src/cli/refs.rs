@@ -220,9 +220,13 @@ pub(super) fn update_ref(
 ) -> CmdResult {
     let repo = ctx.repo()?;
     if args.stdin {
+        // gc cannot remove a commit between the check that it exists and
+        // the update that points at it.
+        let _guard = repo.write_guard()?;
         return update_ref_stdin(&repo, args, input, out);
     }
     let branch = branch_arg(args.branch.as_deref().unwrap_or_default())?;
+    let _guard = repo.write_guard()?;
     let expected = match (&args.old_value, args.create) {
         (Some(old), _) => Expected::Value(parse_id(old)?),
         (None, true) => Expected::Absent,
@@ -511,11 +515,34 @@ pub(super) struct BranchArgs {
         conflicts_with = "name"
     )]
     delete: Option<String>,
+    /// Rename a branch: `-m <old> <new>`, keeping its reflog (HEAD follows).
+    #[arg(
+        short = 'm',
+        long = "move",
+        num_args = 2,
+        value_names = ["OLD", "NEW"],
+        conflicts_with_all = ["name", "delete"]
+    )]
+    rename: Option<Vec<String>>,
 }
 
 pub(super) fn branch(ctx: &Context, args: &BranchArgs, out: &mut dyn Write) -> CmdResult {
     let repo = ctx.repo()?;
     let refs = repo.refs();
+    if let Some([old, new]) = args.rename.as_deref() {
+        // The old name may be one the reference wrote; the new one follows
+        // the stricter rules of names this project creates.
+        let old = BranchName::from_stored(old).map_err(|e| Failure::user(e.to_string()))?;
+        let new = branch_arg(new)?;
+        let at = refs.rename_branch(&old, &new)?;
+        return emit(
+            out,
+            format_args!(
+                "Renamed branch {old} to {new} (at {})\n",
+                &at.to_hex()[..12]
+            ),
+        );
+    }
     if let Some(name) = &args.delete {
         let branch = branch_arg(name)?;
         let previous = refs.delete_branch(&branch)?;

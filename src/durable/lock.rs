@@ -380,6 +380,28 @@ impl Drop for FileLock {
     }
 }
 
+/// Replaces the small file at `path` (under `.muse/locks/`) with `bytes`
+/// atomically (temp file in the same directory, rename) but without fsync
+/// and outside the seam: for hints that live beside the locks and are not
+/// repository state (a counter readers compare, never trust across a
+/// crash).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "not repository state: lives with the lock files, outside the durable writer"
+)]
+pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    fs::create_dir_all(dir)?;
+    let temp = dir.join(super::temp::temp_name(super::temp::STATE_TMP_PREFIX));
+    let written = fs::write(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
 /// Whether the open `file` is the file now linked at `path`.
 fn same_file(file: &File, path: &Path) -> io::Result<bool> {
     let open = file.metadata()?;

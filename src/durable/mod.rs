@@ -16,6 +16,7 @@ pub(crate) mod fault;
 pub(crate) mod sim;
 
 pub use batch::WriteBatch;
+pub(crate) use lock::write_unsynced;
 pub use lock::{DEFAULT_LOCK_TIMEOUT, FileLock, LockError, LockOwner, host_name};
 pub use temp::{RESTORE_TMP_PREFIX, TempKind, is_temp_name};
 pub use vfs::{RealFs, Vfs, VfsFile};

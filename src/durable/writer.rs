@@ -315,6 +315,28 @@ impl DurableWriter {
             .map_err(|e| WriteError::failed(path, WriteStep::SyncDir, e))
     }
 
+    /// Renames the file `from` to `to` (creating `to`'s directory when
+    /// missing) and makes both directory entries durable: `to`'s directory
+    /// first, so that after a power cut the file is at `to`, or still at
+    /// `from`, or (across directories, where the rename is two entry
+    /// changes) at both; never at neither.
+    pub fn rename_file(&self, from: &Path, to: &Path) -> Result<(), WriteError> {
+        let (from_dir, to_dir) = (parent_of(from)?, parent_of(to)?);
+        self.create_dir_all(to_dir)?;
+        self.vfs
+            .rename(from, to)
+            .map_err(|e| WriteError::failed(to, WriteStep::Rename, e))?;
+        let not_durable = |source| WriteError::NotDurable {
+            path: to.to_path_buf(),
+            source,
+        };
+        self.sync_dir(to_dir).map_err(not_durable)?;
+        if from_dir != to_dir {
+            self.sync_dir(from_dir).map_err(not_durable)?;
+        }
+        Ok(())
+    }
+
     /// Removes `path` and makes the removal durable. A missing file is not an
     /// error (the outcome the caller wanted already holds).
     pub fn remove_file(&self, path: &Path) -> Result<(), WriteError> {
@@ -356,7 +378,8 @@ impl DurableWriter {
     ) -> Result<(), WriteError> {
         let dir = parent_of(path)?;
         self.create_dir_all(dir)?;
-        let existed = path.exists();
+        let before = std::fs::symlink_metadata(path).ok().map(|m| m.len());
+        let existed = before.is_some();
         let mut file = self
             .vfs
             .open_append(path)
@@ -365,9 +388,23 @@ impl DurableWriter {
             file.set_len(len)
                 .map_err(|e| WriteError::failed(path, WriteStep::Write, e))?;
         }
-        file.write_all(bytes)
-            .map_err(|e| WriteError::failed(path, WriteStep::Write, e))?;
-        self.sync_file(file.as_mut(), path)?;
+        // What the file must be cut back to when the append fails: a failed
+        // append must not leave a record a reader would take for an
+        // acknowledged one (a reflog line for a ref update that was undone).
+        let restore_len = valid_len.or(before).unwrap_or(0);
+        let appended = file
+            .write_all(bytes)
+            .map_err(|e| WriteError::failed(path, WriteStep::Write, e))
+            .and_then(|()| self.sync_file(file.as_mut(), path));
+        if let Err(e) = appended {
+            if let Err(cut) = file.set_len(restore_len) {
+                log::warn!(
+                    "could not cut '{}' back after a failed append: {cut}",
+                    path.display()
+                );
+            }
+            return Err(e);
+        }
         if !existed {
             self.sync_dir(dir)
                 .map_err(|source| WriteError::NotDurable {

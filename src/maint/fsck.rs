@@ -228,8 +228,7 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
                         ),
                     )),
                     LeftoverKind::Lock => {
-                        if l.path != layout.gc_lock() && !FileLock::is_held(&l.path).unwrap_or(true)
-                        {
+                        if !FileLock::is_held(&l.path).unwrap_or(true) {
                             let who = match LockOwner::read(&l.path) {
                                 Ok(Some(Ok(owner))) => format!("process {}", owner.pid),
                                 _ => "a process".to_owned(),

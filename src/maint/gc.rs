@@ -17,17 +17,16 @@
 //!   age;
 //! - every removal goes through [`DurableWriter::remove_file`](crate::DurableWriter::remove_file).
 //!
-//! Concurrent writers: an object or record written while gc runs has an
-//! mtime after gc started, so it is younger than any prune age and kept. A
-//! write of an object that already exists refreshes its mtime (see
-//! `ObjectStore::write`), so re-using an old unreachable object also
-//! protects it. The window that remains: with `--prune=now` (a zero prune
-//! age), an object written *before* gc started and pointed to by a ref only
-//! *after* gc read the refs is removed. With the default two-week age the
-//! writer would have to take two weeks between writing an object and
-//! updating the ref that names it. Also, a refresh that lands between gc's
-//! last `stat` and its `unlink` of the same file is lost (microseconds; the
-//! same window as git's).
+//! Concurrent writers: gc marks and sweeps holding `.muse/locks/gc`
+//! exclusively, and every writer of this crate holds it shared from its
+//! first object write until its ref moved (`Repository::write_guard`). So no
+//! commit is half-way while gc decides, and none starts until gc is done:
+//! whatever a writer references is either reachable when gc looks or
+//! written after gc finished, at any prune age, `now` included. A writer
+//! that does not take the guard (an embedder writing objects and moving
+//! refs on its own) is still protected by the age rule: an object or record
+//! written while gc runs has an mtime after gc started and is kept, and a
+//! re-used object's mtime is refreshed.
 
 use std::collections::HashSet;
 use std::fs;
@@ -39,6 +38,7 @@ use serde::Serialize;
 
 use super::problem::{Problem, Severity};
 use super::reach::{Reachable, Root};
+use crate::durable::FileLock;
 use crate::error::{Error, Result};
 use crate::files::{self, Entry, LeftoverKind, Shards};
 use crate::id::ObjectId;
@@ -142,6 +142,19 @@ pub fn gc(repo: &Repository, options: &GcOptions) -> Result<GcReport> {
     };
 
     if let Some(cutoff) = cutoff {
+        // Writers hold this lock shared from their first write until their
+        // ref moved; holding it exclusively, gc sees no writer half-way, and
+        // none starts until the sweep is over.
+        let _exclusive =
+            FileLock::acquire_exclusive_kept(&layout.gc_lock(), repo.options().lock_timeout)
+                .map_err(|e| match Error::from(e) {
+                    Error::Locked { path, .. } => Error::Locked {
+                        path,
+                        holder: "writers in progress (commits, ref updates); gc waited for them"
+                            .to_owned(),
+                    },
+                    other => other,
+                })?;
         let present: HashSet<ObjectId> = list_object_ids(layout)?.into_iter().collect();
         let mut problems = Vec::new();
         let (_, mut reach) = Reachable::from_roots(repo, &present, &mut problems);

@@ -28,7 +28,7 @@ pub use reflog::{Reflog, ReflogEntry};
 
 use crate::clock::Timestamp;
 use crate::durable::{
-    DEFAULT_LOCK_TIMEOUT, DurableWriter, FileLock, LockOwner, TempKind, host_name,
+    DEFAULT_LOCK_TIMEOUT, DurableWriter, FileLock, LockOwner, TempKind, host_name, write_unsynced,
 };
 use crate::error::{Error, Expected, InvalidName, Result};
 use crate::failpoint::crash_point;
@@ -183,6 +183,15 @@ impl RefStore {
         }
     }
 
+    /// Takes the working-tree lock (see `Repository::lock_worktree`).
+    pub(crate) fn lock_worktree(&self) -> Result<FileLock> {
+        Ok(FileLock::acquire(
+            &self.layout.worktree_lock(),
+            self.lock_timeout,
+            None,
+        )?)
+    }
+
     /// Takes the lock of `branch` (`.muse/locks/ref-*.lock`).
     fn lock_branch(&self, branch: &BranchName) -> Result<FileLock> {
         Ok(FileLock::acquire(
@@ -237,22 +246,82 @@ impl RefStore {
 
     /// Every branch with its state, sorted by name. Lock and temp files, and
     /// names that break Muse's rules, are skipped.
+    ///
+    /// The listing is consistent with every multi-ref transaction: it never
+    /// shows some refs of one moved and others not. A transaction bumps a
+    /// counter (`.muse/locks/refs.seq`) once its journal is durable and
+    /// before its first ref moves; the listing reads the counter, the
+    /// pending journals, the branch files and the counter again, retrying
+    /// when the counter moved, and shows every ref a pending journal names
+    /// at that journal's new value (the value recovery would roll it forward
+    /// to). Separate calls of [`RefStore::branch_state`] make no such
+    /// promise.
     pub fn branches(&self) -> Result<Vec<(BranchName, RefState)>> {
-        let mut names = Vec::new();
-        for (name, path) in self.branch_files()? {
-            match name {
-                Ok(b) => names.push(b),
-                Err(e) => log::warn!("skipping ref file '{}': {e}", path.display()),
+        let mut pause = Duration::from_micros(50);
+        for _ in 0..200 {
+            let before = self.read_ref_seq();
+            let journals: Vec<Journal> = Journal::list(&self.layout)?
+                .iter()
+                .filter_map(|path| Journal::read(path).transpose())
+                .collect::<Result<_>>()?;
+            let mut names = Vec::new();
+            for (name, path) in self.branch_files()? {
+                match name {
+                    Ok(b) => names.push(b),
+                    Err(e) => log::warn!("skipping ref file '{}': {e}", path.display()),
+                }
             }
-        }
-        names.sort();
-        names
-            .into_iter()
-            .map(|name| {
+            let mut states: std::collections::BTreeMap<BranchName, RefState> =
+                std::collections::BTreeMap::new();
+            for name in names {
                 let state = self.branch_state(&name)?;
-                Ok((name, state))
-            })
-            .collect()
+                states.insert(name, state);
+            }
+            if self.read_ref_seq() != before {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
+                continue;
+            }
+            for change in journals.iter().flat_map(|j| &j.changes) {
+                let now = states
+                    .get(&change.branch)
+                    .copied()
+                    .unwrap_or(RefState::Missing);
+                // A ref that holds neither side was moved by something that
+                // ignores journals (another implementation): it is shown
+                // as it is.
+                if now == change.old || now == change.new {
+                    match change.new {
+                        RefState::Missing => states.remove(&change.branch),
+                        new => states.insert(change.branch.clone(), new),
+                    };
+                }
+            }
+            return Ok(states.into_iter().collect());
+        }
+        Err(Error::Locked {
+            path: self.layout.ref_seq(),
+            holder: "ref transactions that kept moving while the refs were read".to_owned(),
+        })
+    }
+
+    /// The multi-ref transaction counter (0 when absent or unreadable).
+    fn read_ref_seq(&self) -> u64 {
+        fs::read_to_string(self.layout.ref_seq())
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Bumps the multi-ref transaction counter, atomically (temp file and
+    /// rename, under its own lock) but not durably: it only tells readers
+    /// that refs moved while they read.
+    fn bump_ref_seq(&self) -> Result<()> {
+        let _lock = FileLock::acquire(&self.layout.ref_seq_lock(), self.lock_timeout, None)?;
+        let next = self.read_ref_seq().wrapping_add(1);
+        let path = self.layout.ref_seq();
+        write_unsynced(&path, next.to_string().as_bytes())
+            .map_err(|e| Error::io("write the ref transaction counter", path, e))
     }
 
     /// Every file under `refs/heads/` (temp and lock files skipped) with the
@@ -343,14 +412,76 @@ impl RefStore {
 
     /// Deletes `branch` and returns its last commit. Refuses the branch HEAD
     /// is on ([`Error::BranchCheckedOut`]); a branch that does not exist is
-    /// [`Error::NoSuchBranch`].
+    /// [`Error::NoSuchBranch`]. HEAD is checked under the working-tree lock
+    /// (which checkout holds while it moves HEAD) and the branch is deleted
+    /// by compare-and-swap from the value read under it, so a concurrent
+    /// checkout of the branch, or a commit on it, is never lost.
     pub fn delete_branch(&self, branch: &BranchName) -> Result<Option<ObjectId>> {
+        let _worktree = self.lock_worktree()?;
         if self.head()? == Head::Branch(branch.clone()) {
             return Err(Error::BranchCheckedOut {
                 branch: branch.to_string(),
             });
         }
-        self.delete(branch, Expected::Any, &format!("branch: deleted {branch}"))
+        let expected = match self.branch_state(branch)? {
+            RefState::Missing => {
+                return Err(Error::NoSuchBranch {
+                    branch: branch.to_string(),
+                });
+            }
+            RefState::Unborn => Expected::Absent,
+            RefState::At(id) => Expected::Value(id),
+        };
+        self.delete(branch, expected, &format!("branch: deleted {branch}"))
+    }
+
+    /// Renames branch `old` to `new` (which must not exist), keeping its
+    /// reflog, and moves HEAD along when it is on `old`. Under the
+    /// working-tree lock, in three steps that each leave a usable state:
+    /// `new` is created at `old`'s value (compare-and-swap from absent),
+    /// HEAD moves to `new`, `old` is deleted (compare-and-swap from the
+    /// value copied). A crash in between leaves both branches, never none.
+    pub fn rename_branch(&self, old: &BranchName, new: &BranchName) -> Result<ObjectId> {
+        let _worktree = self.lock_worktree()?;
+        let value = match self.branch_state(old)? {
+            RefState::At(id) => id,
+            RefState::Unborn => {
+                return Err(Error::UnbornBranch {
+                    branch: old.to_string(),
+                });
+            }
+            RefState::Missing => {
+                return Err(Error::NoSuchBranch {
+                    branch: old.to_string(),
+                });
+            }
+        };
+        if self.branch_state(new)? != RefState::Missing {
+            return Err(Error::BranchExists {
+                branch: new.to_string(),
+            });
+        }
+        let message = format!("branch: renamed {old} to {new}");
+        // The reflog moves first, so the history of `old` continues under
+        // `new` and the creation below appends to it.
+        let (from, to) = (self.layout.branch_log(old), self.layout.branch_log(new));
+        if from.is_file() && !to.exists() {
+            self.writer.rename_file(&from, &to)?;
+        }
+        match self.update(new, value, Expected::Absent, &message) {
+            Ok(_) => {}
+            Err(Error::CasMismatch(_)) => {
+                return Err(Error::BranchExists {
+                    branch: new.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        if self.head()? == Head::Branch(old.clone()) {
+            self.set_head(&Head::Branch(new.clone()), &message)?;
+        }
+        self.delete(old, Expected::Value(value), &message)?;
+        Ok(value)
     }
 
     /// Starts a transaction whose reflog lines say `message`.
@@ -738,7 +869,11 @@ impl Transaction<'_> {
             }
             None
         } else {
-            Some(self.write_journal(&changes)?)
+            let path = self.write_journal(&changes)?;
+            // Readers of several refs retry when this moved while they read;
+            // from here on they find the journal and read its new values.
+            refs.bump_ref_seq()?;
+            Some(path)
         };
         crash_point("ref-txn-journaled");
         if let Err(e) = self.apply(&changes) {

@@ -8,11 +8,14 @@
 //!   built on: if it moved meanwhile, nothing is changed and
 //!   [`Error::CasMismatch`] says so (the stored records are harmless and
 //!   the commit can be retried);
-//! - the reflog line is the conventional `commit: <first line of message>`.
+//! - the reflog line is the conventional `commit: <first line of message>`;
+//! - gc is held off ([`Repository::write_guard`]) from the first object
+//!   written (or found already stored) until the branch has moved, so
+//!   nothing the new commit names can be pruned in between.
 
 use std::collections::BTreeMap;
 
-use super::Repository;
+use super::{Repository, WriteGuard};
 use crate::clock::Timestamp;
 use crate::durable::WriteBatch;
 use crate::error::{Error, Expected, Result};
@@ -122,6 +125,7 @@ impl Repository {
         P: Into<String>,
         B: AsRef<[u8]>,
     {
+        let guard = self.write_guard()?;
         let batch = self.writer().batch();
         let objects = self.objects().with_writer(batch.writer().clone());
         let mut manifest = BTreeMap::new();
@@ -129,7 +133,7 @@ impl Repository {
             let (id, _) = objects.write(bytes.as_ref())?;
             manifest.insert(path.into(), id);
         }
-        self.commit_staged(batch, manifest, spec)
+        self.commit_staged(&guard, batch, manifest, spec)
     }
 
     /// Commits `manifest` (path -> id of an object already stored), as
@@ -156,19 +160,24 @@ impl Repository {
         manifest: BTreeMap<String, ObjectId>,
         spec: &NewCommit,
     ) -> Result<CommitOutcome> {
+        // Checked under the guard: gc cannot remove an object between this
+        // check and the branch update.
+        let guard = self.write_guard()?;
         for id in manifest.values() {
             if !self.objects().contains(id) {
                 return Err(Error::NotFound { id: *id });
             }
         }
-        self.commit_staged(self.writer().batch(), manifest, spec)
+        self.commit_staged(&guard, self.writer().batch(), manifest, spec)
     }
 
     /// Commits `manifest`, whose objects are stored or staged in `batch`:
     /// the snapshot and commit records join the batch, the batch is
-    /// published, then the branch moves.
+    /// published, then the branch moves. The caller holds `_guard` from
+    /// before its first object was staged.
     pub(crate) fn commit_staged(
         &self,
+        _guard: &WriteGuard,
         batch: WriteBatch,
         manifest: BTreeMap<String, ObjectId>,
         spec: &NewCommit,

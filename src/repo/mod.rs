@@ -24,12 +24,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use commit::{CommitOutcome, NewCommit};
+
 pub use config::{Config, Remote};
 pub use recovery::{DEFAULT_TEMP_GRACE, RecoveryReport};
 
 use crate::clock::Timestamp;
 use crate::durable::{
-    DEFAULT_LOCK_TIMEOUT, Durability, DurableWriter, RealFs, TempKind, Vfs, WriteError, WriteStep,
+    DEFAULT_LOCK_TIMEOUT, Durability, DurableWriter, FileLock, RealFs, TempKind, Vfs, WriteError,
+    WriteStep,
 };
 use crate::error::{Error, Result};
 use crate::files::{self, Shards};
@@ -141,6 +143,15 @@ impl<T> Loaded<T> {
     }
 }
 
+/// Proof that gc is held off; see [`Repository::write_guard`]. Released
+/// when dropped.
+#[must_use = "gc is held off only while the guard lives"]
+#[derive(Debug)]
+pub struct WriteGuard {
+    /// Held for its effect: the shared flock lives as long as this value.
+    _lock: FileLock,
+}
+
 /// An open repository.
 ///
 /// `Repository` is `Send + Sync` and cheap to clone: threads may share one
@@ -207,9 +218,12 @@ impl Repository {
             layout.commits_dir(),
             layout.snapshots_dir(),
             layout.heads_dir(),
+            layout.locks_dir(),
         ] {
             writer.create_dir_all(&dir)?;
         }
+        // The gc lock file is permanent (writers take it shared).
+        writer.write_file(&layout.gc_lock(), TempKind::State, b"")?;
         let info = RepoInfo {
             repo_id: uuid::Uuid::new_v4().to_string(),
             schema_version: SCHEMA_VERSION.to_owned(),
@@ -435,6 +449,26 @@ impl Repository {
     #[must_use]
     pub fn refs(&self) -> &RefStore {
         &self.refs
+    }
+
+    /// Takes the working-tree lock (`.muse/locks/worktree.lock`), waiting up
+    /// to [`Options::lock_timeout`]. Every operation that reads or writes
+    /// the working tree together with HEAD holds it (commit of the working
+    /// tree, checkout, branch delete and rename), so they exclude each
+    /// other; readers never take it.
+    pub fn lock_worktree(&self) -> Result<FileLock> {
+        self.refs.lock_worktree()
+    }
+
+    /// Holds off `gc`: a shared lock on `.muse/locks/gc`, which gc
+    /// takes exclusively while it marks and sweeps. Hold it from the first
+    /// object or record written until the ref that names them has moved
+    /// (the commit calls here do), so gc can never remove what a writer is
+    /// about to reference. Any number of writers hold it at once.
+    pub fn write_guard(&self) -> Result<WriteGuard> {
+        Ok(WriteGuard {
+            _lock: FileLock::acquire_shared(&self.layout.gc_lock(), self.options.lock_timeout)?,
+        })
     }
 
     /// `repo.json`, as read at open.

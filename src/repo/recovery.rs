@@ -81,10 +81,6 @@ pub(crate) fn recover(
     for leftover in files::leftovers(layout, shards)? {
         match leftover.kind {
             LeftoverKind::Lock => {
-                // gc.lock is taken shared and never removed.
-                if leftover.path == layout.gc_lock() {
-                    continue;
-                }
                 if refs.recover_lock(&leftover.path)? {
                     report.locks.push(leftover.path);
                 }

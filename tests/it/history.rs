@@ -238,71 +238,122 @@ fn symlinks_are_not_followed_or_committed() -> TestResult {
     Ok(())
 }
 
-/// Runs `muse commit` in two processes that meet at a barrier just before
-/// the compare-and-swap, so they race for real.
+/// A `muse commit` stopped at a barrier just before its compare-and-swap
+/// while another writer moves the branch: the commit is refused as a
+/// conflict (exit 1) and the other update stays.
 #[test]
-fn two_processes_committing_at_once_give_one_winner_and_one_conflict() -> TestResult {
+fn a_commit_whose_branch_moved_meanwhile_is_a_conflict_and_changes_nothing() -> TestResult {
     let dir = tempfile::tempdir()?;
     let root = dir.path();
     muse(root, &["init"])?;
     write(root, "base.txt", b"base")?;
     let (code, _, err) = muse(root, &["commit", "-m", "base"])?;
     assert_eq!(code, 0, "{err}");
-    let base = Repository::open(root)?
-        .refs()
-        .head_commit()?
-        .ok_or("no base")?;
-    write(root, "both.txt", b"same tree for both")?;
+    let repo = Repository::open(root)?;
+    let base = repo.refs().head_commit()?.ok_or("no base")?;
+    // The other writer's commit: a new tree on top of base, made through the
+    // library (it does not need the working tree).
+    let other = repo
+        .commit_files(
+            [("other.txt", "other")],
+            &muse_store::NewCommit::new("other").allow_empty(),
+        )
+        .map(|c| c.commit.commit_id);
+    // Undo the branch move so that the CLI commit starts from base again.
+    let other = other?;
+    repo.refs().update(
+        &BranchName::new("main")?,
+        base,
+        muse_store::Expected::Value(other),
+        "reset",
+    )?;
+    write(root, "mine.txt", b"mine")?;
     let barrier = tempfile::tempdir()?;
     let spec = format!("commit-before-cas:{}:2", barrier.path().display());
-    let run = |msg: &'static str| {
+    let child = {
         let (root, spec) = (root.to_path_buf(), spec.clone());
         std::thread::spawn(move || {
             muse_env(
                 &root,
-                &["commit", "-m", msg],
+                &["commit", "-m", "mine"],
                 &[("MUSE_TEST_BARRIER", &spec)],
                 None,
             )
             .map_err(|e| e.to_string())
         })
     };
+    // Wait for the commit to reach the barrier, move the branch, then let it go.
+    for _ in 0..3000 {
+        if std::fs::read_dir(barrier.path())?.count() >= 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        std::fs::read_dir(barrier.path())?.count(),
+        1,
+        "the commit reached the barrier"
+    );
+    repo.refs().update(
+        &BranchName::new("main")?,
+        other,
+        muse_store::Expected::Value(base),
+        "meanwhile",
+    )?;
+    std::fs::write(barrier.path().join("release"), b"")?;
+    let (code, _, err) = child.join().map_err(|_| "commit thread panicked")??;
+    assert_eq!(code, 1, "a conflict is a user error: {err}");
+    assert!(err.contains("conflict") && err.contains("main"), "{err}");
+    assert_eq!(
+        repo.refs().head_commit()?,
+        Some(other),
+        "the other update stays"
+    );
+    // The loser can retry on top of the winner.
+    let (code, _, err) = muse(root, &["commit", "-m", "retry"])?;
+    assert_eq!(code, 0, "{err}");
+    let tip = repo.refs().head_commit()?.ok_or("no tip")?;
+    assert_eq!(
+        repo.records().read_commit(&tip)?.parent_commit_id,
+        Some(other)
+    );
+    Ok(())
+}
+
+/// Two `muse commit` processes at once are serialised by the working-tree
+/// lock: the first commits, the second finds the same tree already
+/// committed ("nothing to commit"), and neither is lost or doubled.
+#[test]
+fn two_processes_committing_the_same_tree_at_once_commit_it_once() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    muse(root, &["init"])?;
+    write(root, "base.txt", b"base")?;
+    assert_eq!(muse(root, &["commit", "-m", "base"])?.0, 0);
+    write(root, "both.txt", b"same tree for both")?;
+    let run = |msg: &'static str| {
+        let root = root.to_path_buf();
+        std::thread::spawn(move || muse(&root, &["commit", "-m", msg]).map_err(|e| e.to_string()))
+    };
     let (a, b) = (run("from A"), run("from B"));
     let results = [
         a.join().map_err(|_| "A panicked")??,
         b.join().map_err(|_| "B panicked")??,
     ];
-    let winners = results.iter().filter(|r| r.0 == 0).count();
     assert_eq!(
-        winners, 1,
-        "exactly one commit moves the branch: {results:?}"
+        results.iter().filter(|r| r.0 == 0).count(),
+        1,
+        "{results:?}"
     );
-    let loser = results.iter().find(|r| r.0 != 0).ok_or("no loser")?;
-    assert_eq!(loser.0, 1, "a conflict is a user error");
-    assert!(
-        loser.2.contains("conflict") && loser.2.contains("main"),
-        "{}",
-        loser.2
-    );
+    let other = results.iter().find(|r| r.0 != 0).ok_or("no second")?;
+    assert_eq!(other.0, 1, "{other:?}");
+    assert!(other.2.contains("nothing to commit"), "{}", other.2);
     let repo = Repository::open(root)?;
-    let tip = repo.refs().head_commit()?.ok_or("no tip")?;
-    let tip_record = repo.records().read_commit(&tip)?;
-    assert_eq!(
-        tip_record.parent_commit_id,
-        Some(base),
-        "the winner built on base"
-    );
-    let stored = std::fs::read_dir(repo.layout().commits_dir())?.count();
-    assert_eq!(stored, 3, "both commits' records are stored (base + 2)");
     assert_eq!(
         repo.refs().reflog(&BranchName::new("main")?)?.entries.len(),
         2,
-        "one reflog line for the winner"
+        "base and one commit"
     );
-    // The loser can retry on top of the winner.
-    write(root, "retry.txt", b"retry")?;
-    let (code, _, err) = muse(root, &["commit", "-m", "retry"])?;
-    assert_eq!(code, 0, "{err}");
     Ok(())
 }
 
