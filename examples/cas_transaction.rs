@@ -5,7 +5,8 @@
 
 use muse_store::{BranchName, Error, Expected, NewCommit, Repository};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the example (also called by tests/it/examples.rs).
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let repo = Repository::init(dir.path())?;
     let one = repo

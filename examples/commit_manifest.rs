@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use muse_store::{NewCommit, Options, Repository};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the example (also called by tests/it/examples.rs).
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let repo = Repository::open_or_init(dir.path(), Options::default())?;
 

@@ -4,7 +4,8 @@
 
 use muse_store::{Error, NewCommit, NoProgress, ProblemKind, Repository, fsck};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the example (also called by tests/it/examples.rs).
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let repo = Repository::init(dir.path())?;
     let made = repo.commit_files(

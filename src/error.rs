@@ -158,6 +158,20 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A commit or snapshot that a stored record or a ref names is not
+    /// stored: the repository is damaged (unlike [`Error::RecordNotFound`],
+    /// which answers a caller who asked for an id that is not there).
+    #[error(
+        "{kind} {id} is missing although {named_by} names it: the repository is damaged (run `muse fsck`)"
+    )]
+    MissingRecord {
+        /// `"commit"` or `"snapshot"`.
+        kind: &'static str,
+        /// The missing id.
+        id: ObjectId,
+        /// What names it (`commit <id>`, `branch main`).
+        named_by: String,
+    },
     /// No object with this id is stored.
     #[error("object {id} not found")]
     NotFound {
@@ -199,8 +213,9 @@ pub enum Error {
         /// The symlink.
         path: PathBuf,
     },
-    /// No `.muse/` directory was found.
-    #[error("not a muse repository (or any parent up to the root): '{path}'")]
+    /// No `.muse/` directory was found (`open`: in the directory given;
+    /// `discover`: there or in any parent).
+    #[error("not a muse repository: no .muse/ in '{path}' (or, when searching, any parent)")]
     NotARepository {
         /// Where the search started.
         path: PathBuf,
@@ -392,6 +407,7 @@ impl Error {
             | Error::Integrity(_)
             | Error::RecordIntegrity(_)
             | Error::Corrupt { .. }
+            | Error::MissingRecord { .. }
             | Error::GcRefused { .. } => false,
             Error::IdMismatch { .. }
             | Error::NotFound { .. }

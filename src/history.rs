@@ -1,8 +1,9 @@
 //! Walking the commit graph: logs, merge bases, names, manifest diffs.
 //!
-//! Every commit is read through [`RecordStore::read_commit`], so a record
+//! Every commit is read through the verified record store, so a record
 //! whose content no longer matches its id stops a walk with an error instead
-//! of feeding it wrong parents.
+//! of feeding it wrong parents, and a commit the history names but that is
+//! not stored is [`Error::MissingRecord`](crate::Error::MissingRecord): damage.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -10,6 +11,12 @@ use crate::error::Result;
 use crate::id::ObjectId;
 use crate::name::BranchName;
 use crate::record::{CommitRecord, RecordStore};
+
+/// What names a commit reached by walking from `tip` (for errors: a
+/// missing commit there is damage, not an unknown id).
+fn reached_from(tip: ObjectId) -> String {
+    format!("the history of commit {tip}")
+}
 
 /// Commits reachable from `tip`, newest first: a breadth-first walk that
 /// follows both parents (or only first parents), stopping before `stop_at`
@@ -36,7 +43,7 @@ pub fn walk(
         if out.len() == limit {
             return Ok((out, true));
         }
-        let commit = records.read_commit(&id)?;
+        let commit = records.read_commit_named_by(&id, || reached_from(tip))?;
         let parents = commit.parents();
         let parents = if first_parent {
             &parents[..parents.len().min(1)]
@@ -58,7 +65,10 @@ pub fn ancestors(records: &RecordStore, tip: ObjectId) -> Result<HashSet<ObjectI
     let mut seen = HashSet::from([tip]);
     let mut stack = vec![tip];
     while let Some(id) = stack.pop() {
-        for parent in records.read_commit(&id)?.parents() {
+        for parent in records
+            .read_commit_named_by(&id, || reached_from(tip))?
+            .parents()
+        {
             if seen.insert(parent) {
                 stack.push(parent);
             }
@@ -81,7 +91,10 @@ pub fn merge_base(records: &RecordStore, a: ObjectId, b: ObjectId) -> Result<Opt
             // Ancestors of a common ancestor are never better.
             continue;
         }
-        for parent in records.read_commit(&id)?.parents() {
+        for parent in records
+            .read_commit_named_by(&id, || reached_from(b))?
+            .parents()
+        {
             if seen.insert(parent) {
                 queue.push_back(parent);
             }
@@ -151,7 +164,9 @@ pub fn name_revs(
                     );
                 }
             }
-            if let Some(parent) = records.read_commit(&id)?.parent_commit_id
+            if let Some(parent) = records
+                .read_commit_named_by(&id, || format!("the history of branch {branch}"))?
+                .parent_commit_id
                 && let std::collections::hash_map::Entry::Vacant(e) = dist.entry(parent)
             {
                 e.insert(d + 1);

@@ -3,7 +3,10 @@
 //!
 //! - Objects live at `.muse/objects/<2 hex>/<62 hex>`, named by the SHA-256 of
 //!   their bytes; every read checks the bytes against the id first. Commit
-//!   and snapshot records are re-hashed on read too.
+//!   and snapshot records are re-hashed on read too: every field the id
+//!   covers (a commit's parents, snapshot, message and time; a snapshot's
+//!   manifest) is checked. Other commit fields (author, branch, metadata)
+//!   are carried along unhashed, as in the format.
 //! - Every file the repository persists goes through one [`DurableWriter`]:
 //!   temp file in the target's directory, write, fsync, rename, fsync the
 //!   directory.
@@ -90,8 +93,8 @@ pub mod testing;
 
 pub use clock::Timestamp;
 pub use durable::{
-    Durability, DurableWriter, FileLock, LockError, LockOwner, RealFs, Staged, TempKind, Vfs,
-    VfsFile, WriteBatch, WriteError, WriteStep, is_temp_name,
+    DEFAULT_LOCK_TIMEOUT, Durability, DurableWriter, FileLock, LockError, LockOwner, RealFs,
+    Staged, TempKind, Vfs, VfsFile, WriteBatch, WriteError, WriteStep, is_temp_name,
 };
 pub use error::{
     CasConflict, Error, Expected, InvalidName, ObjectCorruption, RecordCorruption, Result,

@@ -1,19 +1,21 @@
 //! Revision syntax: naming a commit.
 //!
 //! A revision is a *base* followed by any number of *steps*:
-//! - base: `HEAD` (any case, as the reference implementation accepts, unless
-//!   a branch has that name), a branch name, a full commit id (64 lowercase
-//!   hex, which must be a stored commit), or a unique prefix of a stored
-//!   commit id (4 to 63 lowercase hex);
+//! - base: `HEAD` (any case, as the reference implementation accepts), a
+//!   branch name, `refs/heads/<branch>` (for a branch whose name is also
+//!   something else, such as a branch named `HEAD`), a full commit id (64
+//!   lowercase hex, which must be a stored commit), or a unique prefix of a
+//!   stored commit id (4 to 63 lowercase hex);
 //! - steps: `~N` goes N first parents back (`~` alone is `~1`); `^N` takes
 //!   the N-th parent, where `^1` (or `^`) is the first and `^2` the second
 //!   (a merge's other side), and `^0` is the commit itself.
 //!
-//! A branch whose whole name matches wins over any reading with steps
-//! (branch names may contain `~` and `^`). Errors are distinct: text that is
-//! no revision at all is [`Error::MalformedRevision`]; a base or step that
-//! names nothing here is [`Error::UnknownRevision`]; a prefix matching
-//! several commits is [`Error::AmbiguousRevision`] with every candidate.
+//! Branch names may contain `~` and `^`, so the longest base that names
+//! something wins: `a~1~1` is the branch `a~1` one back when that branch
+//! exists, else `a` two back. Errors are distinct: text that is no revision
+//! at all is [`Error::MalformedRevision`]; a base or step that names nothing
+//! here is [`Error::UnknownRevision`]; a prefix matching several commits is
+//! [`Error::AmbiguousRevision`] with every candidate.
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
@@ -32,15 +34,16 @@ enum Step {
     Parent(usize),
 }
 
-/// Parses `text` as a run of steps (`~N`, `^N`); `None` if it is not one.
-fn parse_steps(text: &str) -> Option<Vec<Step>> {
+/// Parses `text` as a run of steps (`~N`, `^N`); `Err` says why it is not
+/// one.
+fn parse_steps(text: &str) -> std::result::Result<Vec<Step>, &'static str> {
     let bytes = text.as_bytes();
     let mut steps = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let op = bytes[i];
         if op != b'~' && op != b'^' {
-            return None;
+            return Err("'~' and '^' must be followed by a number or nothing");
         }
         i += 1;
         let start = i;
@@ -50,7 +53,9 @@ fn parse_steps(text: &str) -> Option<Vec<Step>> {
         let n = if start == i {
             1
         } else {
-            text[start..i].parse().ok()?
+            text[start..i]
+                .parse()
+                .map_err(|_| "a step count is too large")?
         };
         steps.push(if op == b'~' {
             Step::Ancestor(n)
@@ -58,7 +63,7 @@ fn parse_steps(text: &str) -> Option<Vec<Step>> {
             Step::Parent(n)
         });
     }
-    Some(steps)
+    Ok(steps)
 }
 
 fn is_lower_hex(text: &str) -> bool {
@@ -66,7 +71,23 @@ fn is_lower_hex(text: &str) -> bool {
 }
 
 impl Repository {
-    /// Resolves a revision (see the module docs) to a commit id.
+    /// Resolves a revision to a commit id.
+    ///
+    /// A revision is a *base* and any number of *steps*. Bases: `HEAD` (any
+    /// case), a branch name, `refs/heads/<branch>`, a full commit id (it
+    /// must be stored), or a unique prefix of a stored commit id (4 to 63
+    /// lowercase hex). Steps: `~N` goes N first parents back (`~` is `~1`);
+    /// `^N` takes the N-th parent (`^`/`^1` the first, `^2` a merge's second,
+    /// `^0` the commit itself). Branch names may contain `~` and `^`: the
+    /// longest base that names something wins (`a~1~1` is the branch `a~1`
+    /// one back when it exists).
+    ///
+    /// Errors: [`Error::MalformedRevision`] for text that is no revision
+    /// (`HEAD~x`, `~1`, an empty string); [`Error::UnknownRevision`] when a
+    /// base or step names nothing here (`nope`, `HEAD~9` past the root);
+    /// [`Error::AmbiguousRevision`] with every candidate for a prefix of
+    /// several commits; [`Error::UnbornBranch`] for a branch (or HEAD) with
+    /// no commit yet. All are user errors.
     ///
     /// ```
     /// # fn main() -> muse_store::Result<()> {
@@ -91,31 +112,53 @@ impl Repository {
                 reason: "it is empty",
             });
         }
-        if let Some(id) = self.resolve_branch(rev)? {
-            return Ok(id);
-        }
-        // The shortest run of steps at the end that parses: `a~b~1` is the
-        // branch `a~b`, one back.
-        let split = rev
-            .char_indices()
-            .filter(|&(_, c)| c == '~' || c == '^')
-            .map(|(i, _)| i)
-            .find(|&i| i > 0 && parse_steps(&rev[i..]).is_some());
-        let (base, steps) = match split {
-            Some(i) => (&rev[..i], parse_steps(&rev[i..]).unwrap_or_default()),
-            None => (rev, Vec::new()),
-        };
-        if rev.contains(['~', '^']) && split.is_none() {
+        if rev.starts_with(['~', '^']) {
             return Err(Error::MalformedRevision {
                 rev: rev.to_owned(),
-                reason: "'~' and '^' must be followed by a number or nothing",
+                reason: "a revision needs a base before '~' or '^'",
             });
         }
-        let mut id = self.resolve_base(rev, base)?;
-        for step in steps {
-            id = self.step(rev, id, step)?;
+        // The whole text as a base, then ever shorter bases (the split
+        // furthest right first) with the rest as steps.
+        let mut unknown = match self.resolve_base(rev, rev) {
+            Err(e @ Error::UnknownRevision { .. }) => e,
+            done => return done,
+        };
+        let mut malformed = None;
+        let mut parsed_any = false;
+        let splits = rev
+            .char_indices()
+            .filter(|&(i, c)| i > 0 && (c == '~' || c == '^'))
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>();
+        for &at in splits.iter().rev() {
+            let steps = match parse_steps(&rev[at..]) {
+                Ok(steps) => steps,
+                Err(reason) => {
+                    // The leftmost split's reason is the one to report.
+                    malformed = Some(reason);
+                    continue;
+                }
+            };
+            parsed_any = true;
+            match self.resolve_base(rev, &rev[..at]) {
+                Ok(mut id) => {
+                    for step in steps {
+                        id = self.step(rev, id, step)?;
+                    }
+                    return Ok(id);
+                }
+                Err(e @ Error::UnknownRevision { .. }) => unknown = e,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(id)
+        match malformed {
+            Some(reason) if !parsed_any => Err(Error::MalformedRevision {
+                rev: rev.to_owned(),
+                reason,
+            }),
+            _ => Err(unknown),
+        }
     }
 
     /// The commit of branch `name` if it exists and has one; `None` if there
@@ -138,9 +181,6 @@ impl Repository {
             rev: rev.to_owned(),
             reason: reason.to_owned(),
         };
-        if let Some(id) = self.resolve_branch(base)? {
-            return Ok(id);
-        }
         if base.eq_ignore_ascii_case("HEAD") {
             return match self.refs().head()? {
                 Head::Detached(id) => Ok(id),
@@ -148,6 +188,14 @@ impl Repository {
                     branch: b.to_string(),
                 }),
             };
+        }
+        if let Some(name) = base.strip_prefix("refs/heads/") {
+            return self
+                .resolve_branch(name)?
+                .ok_or_else(|| unknown("no such branch"));
+        }
+        if let Some(id) = self.resolve_branch(base)? {
+            return Ok(id);
         }
         if base.len() == 64
             && let Ok(id) = ObjectId::from_hex(base)
@@ -184,7 +232,9 @@ impl Repository {
         match step {
             Step::Parent(0) => Ok(id),
             Step::Parent(n) => {
-                let commit = self.records().read_commit(&id)?;
+                let commit = self
+                    .records()
+                    .read_commit_named_by(&id, || format!("revision '{rev}'"))?;
                 let parent = match n {
                     1 => commit.parent_commit_id,
                     2 => commit.parent2_commit_id,
@@ -197,7 +247,7 @@ impl Repository {
                 for walked in 0..n {
                     at = self
                         .records()
-                        .read_commit(&at)?
+                        .read_commit_named_by(&at, || format!("revision '{rev}'"))?
                         .parent_commit_id
                         .ok_or_else(|| {
                             past(format!(
@@ -219,10 +269,14 @@ mod tests {
     fn steps_parse() {
         assert_eq!(
             parse_steps("~2^2~"),
-            Some(vec![Step::Ancestor(2), Step::Parent(2), Step::Ancestor(1)])
+            Ok(vec![Step::Ancestor(2), Step::Parent(2), Step::Ancestor(1)])
         );
-        assert_eq!(parse_steps("^"), Some(vec![Step::Parent(1)]));
-        assert_eq!(parse_steps("~x"), None);
-        assert_eq!(parse_steps("x"), None);
+        assert_eq!(parse_steps("^"), Ok(vec![Step::Parent(1)]));
+        assert!(parse_steps("~x").is_err());
+        assert!(parse_steps("x").is_err());
+        assert_eq!(
+            parse_steps("~99999999999999999999999"),
+            Err("a step count is too large")
+        );
     }
 }

@@ -84,7 +84,11 @@ impl FsckReport {
     }
 }
 
-/// Checks the whole of `repo` (see the module docs). Fails only when the
+/// Checks the whole of `repo`: every object is hashed, every commit and
+/// snapshot record re-hashed, every ref, reflog, state file and leftover
+/// looked at, and reachability walked from every root. It only reads. Each
+/// finding is a [`Problem`]: damage (lost or corrupted data), an I/O error,
+/// or a note (unreachable data, crash leftovers). Fails only when the
 /// repository cannot be looked at at all; everything else is a problem in
 /// the report.
 #[expect(

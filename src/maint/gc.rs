@@ -123,7 +123,14 @@ struct Candidate {
     path: PathBuf,
 }
 
-/// Runs gc on `repo` (see the module docs).
+/// Runs gc on `repo`: removes unreachable objects and records older than
+/// [`GcOptions::prune_age`], and temp files older than the repository's
+/// grace period. Nothing reachable from a root (HEAD, branches, every
+/// reflog line, merge and rebase state, pending journals, op-log
+/// checkpoints) is removed; damage or an unreadable root makes gc refuse
+/// ([`Error::GcRefused`]) rather than guess. It marks and sweeps holding
+/// the gc lock exclusively, so no writer is half-way (writers hold it
+/// shared, see [`Repository::write_guard`]).
 #[expect(
     clippy::too_many_lines,
     reason = "the steps are ordered for safety (walk, protect recent, remove records before objects) and read best in one place"

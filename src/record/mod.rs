@@ -97,6 +97,18 @@ fn to_json<R: Serialize>(record: &R, path: &Path) -> Result<Vec<u8>> {
         .map_err(|e| Error::corrupt(path, format!("cannot serialise the record: {e}")))
 }
 
+/// A missing record turned into damage naming what names it.
+fn named(error: Error, named_by: impl FnOnce() -> String) -> Error {
+    match error {
+        Error::RecordNotFound { kind, id } => Error::MissingRecord {
+            kind,
+            id,
+            named_by: named_by(),
+        },
+        other => other,
+    }
+}
+
 fn record_integrity(
     path: &Path,
     kind: &'static str,
@@ -201,13 +213,38 @@ impl RecordStore {
     }
 
     /// The manifest of commit `id` (read and verified through its commit
-    /// and snapshot records); empty for `None` (an unborn branch).
+    /// and snapshot records); empty for `None` (an unborn branch). A
+    /// snapshot the commit names but that is not stored is
+    /// [`Error::MissingRecord`] (damage).
     pub fn tree_of(&self, commit: Option<ObjectId>) -> Result<BTreeMap<String, ObjectId>> {
         let Some(id) = commit else {
             return Ok(BTreeMap::new());
         };
         let record = self.read_commit(&id)?;
-        Ok(self.read_snapshot(&record.snapshot_id)?.manifest)
+        Ok(self
+            .read_snapshot_named_by(&record.snapshot_id, || format!("commit {id}"))?
+            .manifest)
+    }
+
+    /// [`RecordStore::read_commit`] of a commit that something else names
+    /// (`named_by` says what): its absence is [`Error::MissingRecord`]
+    /// (damage), not a caller's unknown id.
+    pub fn read_commit_named_by(
+        &self,
+        id: &ObjectId,
+        named_by: impl FnOnce() -> String,
+    ) -> Result<CommitRecord> {
+        self.read_commit(id).map_err(|e| named(e, named_by))
+    }
+
+    /// [`RecordStore::read_snapshot`] of a snapshot that something else
+    /// names; see [`RecordStore::read_commit_named_by`].
+    pub fn read_snapshot_named_by(
+        &self,
+        id: &ObjectId,
+        named_by: impl FnOnce() -> String,
+    ) -> Result<SnapshotRecord> {
+        self.read_snapshot(id).map_err(|e| named(e, named_by))
     }
 
     /// Whether a commit record file exists for `id` (not verified).

@@ -160,6 +160,22 @@ impl RefStore {
     }
 
     /// The author reflog lines written through this store name.
+    ///
+    /// ```
+    /// # fn main() -> muse_store::Result<()> {
+    /// use muse_store::{NewCommit, Repository};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let repo = Repository::init(dir.path())?;
+    /// let made = repo.commit_files([("a", "1")], &NewCommit::new("one"))?;
+    /// let bot = repo.refs().with_author("release-bot");
+    /// assert_eq!(bot.author(), "release-bot");
+    /// let tag = muse_store::BranchName::new("v1")?;
+    /// bot.update(&tag, made.commit.commit_id, muse_store::Expected::Absent, "mark v1")?;
+    /// assert_eq!(bot.reflog(&tag)?.entries[0].author, "release-bot");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn author(&self) -> &str {
         &self.author
@@ -224,6 +240,8 @@ impl RefStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(RefState::Missing),
             // A directory of nested branches (`feat` when `feat/x` exists).
             Err(e) if e.kind() == io::ErrorKind::IsADirectory => return Ok(RefState::Missing),
+            // `feat/a/b` when `feat/a` is a branch file: no such branch.
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(RefState::Missing),
             Err(e) => return Err(Error::io("read ref", path, e)),
         };
         let text = String::from_utf8_lossy(&text);
@@ -499,12 +517,25 @@ impl RefStore {
         let path = self.layout.head();
         let _lock = FileLock::acquire(&self.layout.head_lock(), self.lock_timeout, None)?;
         let old = self.head_commit().unwrap_or(None);
-        self.writer
-            .write_file(&path, TempKind::State, head.to_file_content().as_bytes())?;
+        // Everything is read (and a branch HEAD could never become is
+        // refused) before HEAD is written.
         let new = match head {
-            Head::Branch(b) => self.branch(b)?,
+            Head::Branch(b) => {
+                let state = self.branch_state(b)?;
+                if state == RefState::Missing
+                    && let Some(existing) = self.clash(b)?
+                {
+                    return Err(Error::BranchNameClash {
+                        branch: b.to_string(),
+                        existing,
+                    });
+                }
+                state.commit()
+            }
             Head::Detached(id) => Some(*id),
         };
+        self.writer
+            .write_file(&path, TempKind::State, head.to_file_content().as_bytes())?;
         if let Some(new) = new {
             self.log(
                 &self.layout.head_log(),
@@ -534,11 +565,10 @@ impl RefStore {
         let path = self.layout.branch_path(branch);
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() => {
-                let below = files::ref_files(&path)?;
-                return Ok(Some(match below.first() {
-                    Some((rest, _)) => format!("{branch}/{rest}"),
-                    None => format!("{branch}/"),
-                }));
+                // A directory with no branch in it is debris, not a clash.
+                return Ok(files::ref_files(&path)?
+                    .first()
+                    .map(|(rest, _)| format!("{branch}/{rest}")));
             }
             Ok(_) => return Ok(None),
             // `feat/a` when `feat` is a file: the walk below names it.
@@ -584,6 +614,11 @@ impl RefStore {
     /// leaves empty when `Missing`).
     fn write_state(&self, branch: &BranchName, state: RefState) -> Result<()> {
         let path = self.layout.branch_path(branch);
+        if state != RefState::Missing && path.is_dir() {
+            // An empty directory left where the branch goes (no branch is
+            // under it: `clash` checked): it must go before the file can.
+            self.writer.remove_dir(&path)?;
+        }
         match state {
             RefState::At(id) => {
                 self.writer
@@ -767,7 +802,15 @@ impl RefStore {
     }
 }
 
-/// Several ref updates applied all-or-nothing; see the module docs.
+/// Several ref updates applied all-or-nothing.
+///
+/// [`Transaction::commit`] takes the refs' locks in name order (so two
+/// transactions never wait on each other), checks every expectation, and
+/// only then changes anything. With more than one ref it first writes a
+/// durable journal of the new values: a crash part-way is rolled forward
+/// by the next open (or by the next writer of one of its refs), so either
+/// every ref moved or none did, and [`RefStore::branches`] never shows half
+/// of it. A failed expectation is [`Error::CasMismatch`] and changes nothing.
 #[must_use = "a transaction does nothing until committed"]
 #[derive(Debug)]
 pub struct Transaction<'r> {

@@ -102,6 +102,11 @@ impl Repository {
     /// compare-and-swap with the conventional reflog line. All of it is
     /// durable before the branch moves.
     ///
+    /// When another writer moved the branch meanwhile, nothing moves and
+    /// this fails with [`Error::CasMismatch`]: the stored objects and
+    /// records stay (unreferenced until gc prunes them) and the call can be
+    /// retried on the new tip.
+    ///
     /// ```
     /// # fn main() -> muse_store::Result<()> {
     /// use muse_store::{NewCommit, Repository};

@@ -54,7 +54,8 @@ pub struct Options {
     /// treats it as left by a crash and removes it. A live writer's temp
     /// file is younger than this, so it is never removed from under it.
     pub temp_grace: Duration,
-    /// How long a ref update waits for another writer's lock.
+    /// How long a ref update (or any other lock) waits for another writer
+    /// (default [`DEFAULT_LOCK_TIMEOUT`], 10 s).
     pub lock_timeout: Duration,
     /// Who reflog lines name as having moved a ref. `None`: the configured
     /// `user.name`, else `unknown`. The library never reads the environment;
@@ -199,9 +200,15 @@ impl Repository {
             // Make `.muse/` itself durable in the working tree before
             // anything inside it is acknowledged.
             Ok(()) => writer.sync_parent(layout.muse_dir())?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && layout.muse_dir().is_dir() => {
                 return Err(Error::AlreadyInitialized {
                     path: layout.muse_dir().to_path_buf(),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::Input {
+                    path: layout.muse_dir().to_path_buf(),
+                    reason: "it exists and is not a directory".to_owned(),
                 });
             }
             Err(source) => {
@@ -305,6 +312,14 @@ impl Repository {
         let layout = Layout::new(&work_tree);
         if !layout.muse_dir().is_dir() {
             return Err(Error::NotARepository { path: work_tree });
+        }
+        // repo.json is written last by init and HEAD just before it: with
+        // neither, this is an initialisation that never finished.
+        if !layout.repo_json().exists() && !layout.head().exists() {
+            return Err(Error::corrupt(
+                layout.muse_dir(),
+                "not a complete repository: it has neither HEAD nor repo.json (an init that did not finish?); remove it and run init again",
+            ));
         }
         let writer = DurableWriter::new(options.vfs.clone(), options.durability);
         Ok(Self::from_parts(layout, writer, options))
@@ -484,6 +499,21 @@ impl Repository {
 
     /// Re-reads `config.toml` (after this or another process changed it) and
     /// everything derived from it, such as the reflog author.
+    ///
+    /// ```
+    /// # fn main() -> muse_store::Result<()> {
+    /// use muse_store::{Config, Repository};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let mut repo = Repository::init(dir.path())?;
+    /// Config::set(&repo, "user.name", "Ada")?;
+    /// assert_eq!(repo.refs().author(), "unknown", "read at open");
+    /// repo.reload_config()?;
+    /// assert_eq!(repo.config()?.user_name().as_deref(), Some("Ada"));
+    /// assert_eq!(repo.refs().author(), "Ada");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reload_config(&mut self) -> Result<()> {
         self.config = Loaded::from(Config::read(&self.layout));
         self.refs = self

@@ -335,3 +335,146 @@ fn exit_codes_follow_the_error_classification() {
         .is_user_error()
     );
 }
+
+#[test]
+fn revisions_that_branch_names_could_confuse() -> TestResult {
+    let (dir, repo) = scratch()?;
+    let c1 = repo
+        .commit_files([("f", "1")], &NewCommit::new("c1"))?
+        .commit
+        .commit_id;
+    let c2 = repo
+        .commit_files([("f", "2")], &NewCommit::new("c2"))?
+        .commit
+        .commit_id;
+    let c3 = repo
+        .commit_files([("f", "3")], &NewCommit::new("c3"))?
+        .commit
+        .commit_id;
+    // Names the reference implementation accepts, written as it writes them.
+    let heads = repo.layout().heads_dir();
+    std::fs::write(heads.join("HEAD"), c1.to_hex())?;
+    std::fs::write(heads.join("a~1"), c2.to_hex())?;
+    std::fs::write(heads.join("a"), c3.to_hex())?;
+    assert_eq!(
+        repo.resolve("HEAD")?,
+        c3,
+        "HEAD is HEAD, not the branch named HEAD"
+    );
+    assert_eq!(
+        repo.resolve("refs/heads/HEAD")?,
+        c1,
+        "the branch, spelled in full"
+    );
+    assert_eq!(repo.resolve("a~1")?, c2, "a whole branch name wins");
+    assert_eq!(
+        repo.resolve("a~1~1")?,
+        c1,
+        "the longest base that names something"
+    );
+    assert_eq!(repo.resolve("a~2")?, c1, "else the shorter base with steps");
+    let err = repo
+        .resolve("HEAD~99999999999999999999")
+        .expect_err("overflow");
+    assert!(
+        matches!(err, Error::MalformedRevision { reason, .. } if reason.contains("too large")),
+        "{err}"
+    );
+    // Through a branch file: no such branch, a user error.
+    std::fs::write(heads.join("feat"), c1.to_hex())?;
+    let err = repo.resolve("feat/x").expect_err("feat is a file");
+    assert!(matches!(err, Error::UnknownRevision { .. }), "{err}");
+    let root = dir.path().to_str().ok_or("temp dir is not UTF-8")?;
+    let run = muse(["-C", root, "plumbing", "rev-parse", "feat/x~1"]);
+    assert_eq!(run.code, 1, "{}", run.err);
+    // HEAD cannot be pointed where no branch can ever be; HEAD is unchanged.
+    let before = std::fs::read(repo.layout().head())?;
+    let run = muse([
+        "-C",
+        root,
+        "plumbing",
+        "symbolic-ref",
+        "HEAD",
+        "--set",
+        "feat/x",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.err);
+    assert!(
+        run.err.contains("clashes with branch 'feat'"),
+        "{}",
+        run.err
+    );
+    assert_eq!(
+        std::fs::read(repo.layout().head())?,
+        before,
+        "HEAD untouched"
+    );
+    assert_eq!(
+        muse(["-C", root, "status"]).code,
+        0,
+        "the repository still works"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_missing_parent_is_damage_not_a_user_error() -> TestResult {
+    let (dir, repo) = scratch()?;
+    let c1 = repo
+        .commit_files([("f", "1")], &NewCommit::new("c1"))?
+        .commit
+        .commit_id;
+    repo.commit_files([("f", "2")], &NewCommit::new("c2"))?;
+    std::fs::remove_file(repo.layout().commit_path(&c1))?;
+    let err = repo.resolve("HEAD~2").expect_err("the parent is gone");
+    assert!(matches!(err, Error::MissingRecord { .. }), "{err}");
+    assert!(!err.is_user_error());
+    let root = dir.path().to_str().ok_or("temp dir is not UTF-8")?;
+    for args in [vec!["log"], vec!["plumbing", "commit-graph"]] {
+        let mut argv = vec!["-C", root];
+        argv.extend(args.iter().copied());
+        let run = muse(&argv);
+        assert_eq!(run.code, 3, "{args:?}: damage is exit 3: {}", run.err);
+        assert!(
+            run.err.contains(&c1.to_hex()),
+            "{args:?} names it: {}",
+            run.err
+        );
+    }
+    // Asking for an id that is not there stays a user error.
+    let missing = ObjectId::hash(b"never a commit").to_hex();
+    assert_eq!(
+        muse(["-C", root, "plumbing", "read-commit", &missing]).code,
+        1
+    );
+    Ok(())
+}
+
+#[test]
+fn a_half_initialised_repository_says_so() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join(".muse/objects"))?;
+    let err = Repository::open(dir.path()).expect_err("no HEAD, no repo.json");
+    assert!(
+        err.to_string().contains("not a complete repository"),
+        "{err}"
+    );
+    let file = tempfile::tempdir()?;
+    std::fs::write(file.path().join(".muse"), b"")?;
+    let err = Repository::init(file.path()).expect_err(".muse is a file");
+    assert!(matches!(err, Error::Input { .. }), "{err}");
+    assert!(err.is_user_error());
+    Ok(())
+}
+
+#[test]
+fn an_empty_directory_where_a_branch_goes_is_not_a_clash() -> TestResult {
+    let (dir, repo) = scratch()?;
+    repo.commit_files([("f", "1")], &NewCommit::new("c1"))?;
+    std::fs::create_dir_all(repo.layout().heads_dir().join("nope"))?;
+    let root = dir.path().to_str().ok_or("temp dir is not UTF-8")?;
+    let run = muse(["-C", root, "branch", "nope"]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(repo.refs().branch(&BranchName::new("nope")?)?.is_some());
+    Ok(())
+}

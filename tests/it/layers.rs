@@ -116,40 +116,106 @@ fn ident_at(text: &str) -> &str {
     &text[..end]
 }
 
-/// The first path segments named after `prefix` (`crate::` or `super::`)
-/// in `code`, with their line numbers; `prefix::{a, b::c}` yields `a` and
-/// `b`.
+/// `code` with the whitespace around every `::` removed (`crate :: x` and a
+/// path split over lines are the same path).
+fn join_paths(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(at) = rest.find("::") {
+        // Keep newlines (line numbers); drop other whitespace before `::`.
+        let before = &rest[..at];
+        let trimmed = before.trim_end_matches(|c: char| c.is_whitespace());
+        out.push_str(trimmed);
+        out.extend(before[trimmed.len()..].chars().filter(|&c| c == '\n'));
+        out.push_str("::");
+        let after = &rest[at + 2..];
+        let skipped = after.trim_start_matches(|c: char| c.is_whitespace());
+        out.extend(
+            after[..after.len() - skipped.len()]
+                .chars()
+                .filter(|&c| c == '\n'),
+        );
+        rest = skipped;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first path segments after `prefix` (`crate::` or `super::`) in
+/// `code`, with their line numbers: `prefix::{a, b::{c}, d}` yields `a`,
+/// `b` and `d`, across lines. A segment that is not an identifier (a macro
+/// variable such as `$m`) is returned as it is, so the caller can refuse it.
 fn named_after(code: &str, prefix: &str) -> Vec<(usize, String)> {
+    let code = join_paths(code);
+    let line_of = |at: usize| code[..at].matches('\n').count() + 1;
     let mut found = Vec::new();
-    for (n, line) in code.lines().enumerate() {
-        let mut rest = line;
-        while let Some(at) = rest.find(prefix) {
-            let before_ok = at == 0
-                || !rest[..at]
-                    .chars()
-                    .next_back()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-            rest = &rest[at + prefix.len()..];
-            if !before_ok {
-                continue;
-            }
-            if let Some(group) = rest.strip_prefix('{') {
-                let body = group.split('}').next().unwrap_or_default();
-                for item in body.split(',') {
-                    let name = ident_at(item.trim());
-                    if !name.is_empty() {
-                        found.push((n + 1, name.to_owned()));
+    let mut from = 0;
+    while let Some(rel) = code[from..].find(prefix) {
+        let at = from + rel;
+        from = at + prefix.len();
+        let before_ok = !code[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '$');
+        if !before_ok {
+            continue;
+        }
+        let rest = &code[from..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // The group's top-level items, nested groups skipped.
+            let mut depth = 0usize;
+            let mut item_start = true;
+            for (offset, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && !c.is_whitespace() => {
+                        item_start = false;
+                        let item = &group[offset..];
+                        let name = if item.starts_with('$') {
+                            "$".to_owned()
+                        } else {
+                            ident_at(item).to_owned()
+                        };
+                        found.push((line_of(from + 1 + offset), name));
                     }
+                    _ => {}
                 }
-            } else {
-                let name = ident_at(rest);
-                if !name.is_empty() {
-                    found.push((n + 1, name.to_owned()));
-                }
+            }
+        } else if rest.starts_with('$') {
+            found.push((line_of(at), "$".to_owned()));
+        } else {
+            let name = ident_at(rest);
+            if !name.is_empty() {
+                found.push((line_of(at), name.to_owned()));
             }
         }
     }
     found
+}
+
+/// The code of a file without its unit tests (`#[cfg(test)] mod tests` at
+/// the end, which may build fixtures with anything), comments and strings
+/// stripped.
+fn production_code(text: &str) -> String {
+    let production = text
+        .rfind("\n#[cfg(test)]\nmod tests {")
+        .map_or(text, |at| &text[..at]);
+    strip(production)
+}
+
+/// Ways of naming the crate that hide the layer of what they name.
+fn aliases(code: &str) -> impl Iterator<Item = String> + '_ {
+    [
+        ("crate as ", "aliases the crate"),
+        ("extern crate self", "aliases the crate"),
+        ("muse_store::", "names the library by its external name"),
+    ]
+    .into_iter()
+    .filter(|(pattern, _)| code.contains(pattern))
+    .map(|(pattern, why)| format!("{why} ('{pattern}'), which hides the layer of what it names"))
 }
 
 /// Every `.rs` file below `dir`.
@@ -197,6 +263,7 @@ fn no_module_imports_a_module_on_a_higher_layer_and_no_files_form_a_circle() -> 
         if EXEMPT.contains(&module.as_str()) {
             continue;
         }
+        let in_bin = module == "cli" || module == "main";
         let Some(own) = layer(&module) else {
             violations.push(format!(
                 "src/{}: module '{module}' is not in the layer table",
@@ -204,19 +271,33 @@ fn no_module_imports_a_module_on_a_higher_layer_and_no_files_form_a_circle() -> 
             ));
             continue;
         };
-        if file.ends_with("tests") {
+        if file == "tests" || file.ends_with("/tests") {
             continue;
         }
-        // Unit tests sit at the end of a file, after `#[cfg(test)]`; they may
-        // build fixtures with anything, so only the code above is checked.
-        let text = fs::read_to_string(path)?;
-        let production = text
-            .split("#[cfg(test)]\nmod tests")
-            .next()
-            .unwrap_or_default();
-        let code = strip(production);
-        let in_bin = module == "cli" || module == "main";
-        for (line, target) in named_after(&code, "crate::") {
+        let code = production_code(&fs::read_to_string(path)?);
+        if !in_bin {
+            violations.extend(aliases(&code).map(|why| format!("src/{}: {why}", rel.display())));
+        }
+        // In a top-level file or a mod.rs, `super::` is the crate root; in a
+        // file of a module, `super::super::` is.
+        let root_via_super: Vec<(usize, String)> = if in_bin {
+            Vec::new()
+        } else if file == module || file == "mod" {
+            named_after(&code, "super::")
+        } else {
+            named_after(&code, "super::super::")
+        };
+        for (line, target) in named_after(&code, "crate::")
+            .into_iter()
+            .chain(root_via_super)
+        {
+            if target == "$" {
+                violations.push(format!(
+                    "src/{}:{line}: a macro builds a crate path, which the layer check cannot see",
+                    rel.display()
+                ));
+                continue;
+            }
             // In the binary crate `crate::` is the binary itself.
             let target = if in_bin { "cli".to_owned() } else { target };
             if target == module {
@@ -244,7 +325,7 @@ fn no_module_imports_a_module_on_a_higher_layer_and_no_files_form_a_circle() -> 
                 .insert(target);
         }
         if file != module && file != "mod" {
-            for (_, sibling) in named_after(&code, "super::") {
+            for (_, sibling) in named_after(&code.replace("super::super::", ""), "super::") {
                 let exists = src.join(&module).join(format!("{sibling}.rs")).is_file()
                     || src.join(&module).join(&sibling).join("mod.rs").is_file();
                 if exists && sibling != file {
@@ -266,8 +347,18 @@ fn no_module_imports_a_module_on_a_higher_layer_and_no_files_form_a_circle() -> 
         "the scan found imports in {} modules: the parser is broken",
         module_edges.len()
     );
+    assert_no_circles(&module_edges, file_edges);
+    Ok(())
+}
+
+/// Fails on a circle among top-level modules, or among the files of one
+/// module.
+fn assert_no_circles(
+    module_edges: &BTreeMap<String, BTreeSet<String>>,
+    file_edges: BTreeMap<(String, String), BTreeSet<String>>,
+) {
     // Circles among top-level modules.
-    if let Some(circle) = find_circle(&module_edges) {
+    if let Some(circle) = find_circle(module_edges) {
         panic!(
             "modules import each other in a circle: {}",
             circle.join(" -> ")
@@ -286,7 +377,6 @@ fn no_module_imports_a_module_on_a_higher_layer_and_no_files_form_a_circle() -> 
             );
         }
     }
-    Ok(())
 }
 
 /// A circle in the directed graph `edges`, if there is one.
@@ -335,6 +425,26 @@ fn the_layer_check_catches_an_upward_import_and_a_circle() {
     assert_eq!(
         named_after("use crate::{error::Error, id::ObjectId};", "crate::"),
         vec![(1, "error".to_owned()), (1, "id".to_owned())]
+    );
+    assert_eq!(
+        named_after(
+            "use crate::{\n    id::{ObjectId},\n    porcelain::Status,\n};\nlet x = crate :: repo\n::X;",
+            "crate::"
+        ),
+        vec![
+            (2, "id".to_owned()),
+            (3, "porcelain".to_owned()),
+            (5, "repo".to_owned())
+        ],
+        "multi-line groups, nested groups and spaced paths"
+    );
+    assert_eq!(
+        named_after(
+            "macro_rules! up { ($m:ident) => { crate::$m::X } }",
+            "crate::"
+        ),
+        vec![(1, "$".to_owned())],
+        "a macro-built path is reported"
     );
     let edges = BTreeMap::from([
         ("a".to_owned(), BTreeSet::from(["b".to_owned()])),
