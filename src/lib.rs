@@ -95,6 +95,7 @@ pub use clock::Timestamp;
 pub use durable::{
     DEFAULT_LOCK_TIMEOUT, Durability, DurableWriter, FileLock, LockError, LockOwner, RealFs,
     Staged, TempKind, Vfs, VfsFile, WriteBatch, WriteError, WriteStep, is_temp_name,
+    remove_temp_files_on_signals,
 };
 pub use error::{
     CasConflict, Error, Expected, InvalidName, ObjectCorruption, RecordCorruption, Result,

@@ -226,6 +226,7 @@ pub fn checkout(
         Head::Branch(b) => b.to_string(),
         Head::Detached(id) => id.to_string(),
     };
+    crate::failpoint::barrier("checkout-before-head");
     refs.set_head(target, &format!("checkout: moving from {from} to {label}"))?;
     Ok(CheckoutOutcome {
         restored: to_write.len(),

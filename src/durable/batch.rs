@@ -1,8 +1,12 @@
 //! Write batches: many writes made durable together.
 
+use std::collections::HashSet;
 use std::io;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use super::cleanup;
 
 use super::writer::{
     BatchState, Durability, DurableWriter, WriteError, WriteStep, lock_ignoring_poison, parent_of,
@@ -27,10 +31,10 @@ impl DurableWriter {
 /// Protocol of [`WriteBatch::commit`]:
 /// 1. every staged write is already complete in its temp file (no per-file
 ///    fsync);
-/// 2. barrier: one `syncfs` makes every temp file's data, and every
-///    directory created for the batch, durable;
+/// 2. barrier: one `syncfs` per filesystem written to makes every temp
+///    file's data, and every directory created for the batch, durable;
 /// 3. every temp file is renamed over its target;
-/// 4. barrier: one `syncfs` makes the renames durable.
+/// 4. barrier: one `syncfs` per filesystem makes the renames durable.
 ///
 /// Only after `commit` returns `Ok` may anything point at the batch's files
 /// (a ref moved with a full compare-and-swap), so nothing a ref names can be
@@ -81,20 +85,28 @@ impl WriteBatch {
         let Some((_, first_target)) = files.first() else {
             return Ok(0);
         };
-        let anchor = parent_of(first_target)?.to_path_buf();
+        // One anchor per filesystem the batch wrote to: `syncfs` flushes one
+        // filesystem, and a batch may span several (a mount inside the
+        // working tree).
+        let anchors = filesystems(files.iter().map(|(_, target)| target.as_path()))?;
+        // Every temp file of the batch exists here: a test interrupts here.
+        crate::failpoint::barrier("batch-before-publish");
         let cleanup = |from: usize| {
             for (temp, _) in &files[from..] {
-                if let Err(e) = self.writer.vfs.remove_file(temp)
-                    && e.kind() != io::ErrorKind::NotFound
-                {
-                    log::warn!("could not remove temp file '{}': {e}", temp.display());
+                match self.writer.vfs.remove_file(temp) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        log::warn!("could not remove temp file '{}': {e}", temp.display());
+                    }
+                    _ => cleanup::forget(temp),
                 }
             }
         };
-        if let Err(e) = self.writer.barrier(&anchor) {
-            cleanup(0);
-            self.remove_created_dirs(&dirs);
-            return Err(WriteError::failed(first_target, WriteStep::Fsync, e));
+        for anchor in &anchors {
+            if let Err(e) = self.writer.barrier(anchor) {
+                cleanup(0);
+                self.remove_created_dirs(&dirs);
+                return Err(WriteError::failed(first_target, WriteStep::Fsync, e));
+            }
         }
         if self.writer.durability != Durability::None {
             let mut pending = pending_dirs();
@@ -107,15 +119,42 @@ impl WriteBatch {
                 cleanup(i);
                 return Err(WriteError::failed(target, WriteStep::Rename, e));
             }
+            cleanup::forget(temp);
         }
-        self.writer
-            .barrier(&anchor)
-            .map_err(|source| WriteError::NotDurable {
-                path: first_target.clone(),
-                source,
-            })?;
+        for anchor in &anchors {
+            self.writer
+                .barrier(anchor)
+                .map_err(|source| WriteError::NotDurable {
+                    path: first_target.clone(),
+                    source,
+                })?;
+        }
         Ok(files.len())
     }
+}
+
+/// One directory per filesystem (device) among the directories of
+/// `targets`, in first-seen order. A directory whose device cannot be read
+/// is its own anchor, so it is synced whatever it is on.
+fn filesystems<'a>(targets: impl Iterator<Item = &'a Path>) -> Result<Vec<PathBuf>, WriteError> {
+    let mut dirs_seen = HashSet::new();
+    let mut devices = HashSet::new();
+    let mut anchors = Vec::new();
+    for target in targets {
+        let dir = parent_of(target)?;
+        if !dirs_seen.insert(dir.to_path_buf()) {
+            continue;
+        }
+        match std::fs::metadata(dir) {
+            Ok(meta) => {
+                if devices.insert(meta.dev()) {
+                    anchors.push(dir.to_path_buf());
+                }
+            }
+            Err(_) => anchors.push(dir.to_path_buf()),
+        }
+    }
+    Ok(anchors)
 }
 
 impl WriteBatch {
@@ -135,10 +174,11 @@ impl Drop for WriteBatch {
             return;
         }
         for (temp, _) in lock_ignoring_poison(&self.state.files).drain(..) {
-            if let Err(e) = self.writer.vfs.remove_file(&temp)
-                && e.kind() != io::ErrorKind::NotFound
-            {
-                log::warn!("could not remove temp file '{}': {e}", temp.display());
+            match self.writer.vfs.remove_file(&temp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    log::warn!("could not remove temp file '{}': {e}", temp.display());
+                }
+                _ => cleanup::forget(&temp),
             }
         }
         let dirs = std::mem::take(&mut *lock_ignoring_poison(&self.state.dirs));

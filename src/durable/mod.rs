@@ -5,6 +5,7 @@
 //! repository file (clippy.toml's `disallowed-methods` enforces it).
 
 mod batch;
+mod cleanup;
 mod lock;
 mod temp;
 mod vfs;
@@ -16,6 +17,7 @@ pub(crate) mod fault;
 pub(crate) mod sim;
 
 pub use batch::WriteBatch;
+pub use cleanup::remove_temp_files_on_signals;
 pub(crate) use lock::write_unsynced;
 pub use lock::{DEFAULT_LOCK_TIMEOUT, FileLock, LockError, LockOwner, host_name};
 pub use temp::{RESTORE_TMP_PREFIX, TempKind, is_temp_name};

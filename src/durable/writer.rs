@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::cleanup;
 use super::temp::{TempKind, temp_name};
 use super::vfs::{RealFs, Vfs, VfsFile};
 
@@ -237,7 +238,11 @@ impl DurableWriter {
         let mut attempts = 0;
         loop {
             let temp = dir.join(temp_name(kind.prefix()));
-            match self.vfs.create_new(&temp, kind.mode()) {
+            cleanup::register(&temp)
+                .map_err(|e| WriteError::failed(target, WriteStep::Create, e))?;
+            let created = self.vfs.create_new(&temp, kind.mode());
+            cleanup::creation_done(&temp, created.is_ok());
+            match created {
                 Ok(file) => {
                     return Ok(Staged {
                         writer: self,
@@ -640,6 +645,7 @@ impl Staged<'_> {
             .rename(&self.temp, &self.target)
             .map_err(|e| WriteError::failed(&self.target, WriteStep::Rename, e))?;
         // The temp name no longer exists: nothing for Drop to clean.
+        cleanup::forget(&self.temp);
         self.temp = PathBuf::new();
         let dir = parent_of(&self.target)?;
         self.writer
@@ -661,7 +667,7 @@ impl Drop for Staged<'_> {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 log::warn!("could not remove temp file '{}': {e}", self.temp.display());
             }
-            _ => {}
+            _ => cleanup::forget(&self.temp),
         }
     }
 }

@@ -868,6 +868,7 @@ impl Transaction<'_> {
             for branch in &seen {
                 locks.push(refs.lock_branch(branch)?);
             }
+            crate::failpoint::barrier("ref-locked");
             // A journal naming a branch whose lock we now hold belongs to a
             // transaction whose process died part-way (a live one would hold
             // that lock): finish it before building on its refs.
@@ -958,6 +959,7 @@ impl Transaction<'_> {
             self.refs.write_state(&change.branch, change.new)?;
             if i == 0 {
                 crash_point("ref-txn-first-applied");
+                crate::failpoint::barrier("ref-txn-first-applied");
             }
         }
         for change in changes {

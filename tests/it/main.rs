@@ -25,6 +25,7 @@ mod model;
 mod objects;
 mod order;
 mod powercut;
+mod processes;
 mod recovery;
 mod refs;
 mod restore;
