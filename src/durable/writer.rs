@@ -420,6 +420,31 @@ impl DurableWriter {
         Ok(())
     }
 
+    /// Cuts the append-only file at `path` back to `len` bytes and syncs it,
+    /// or removes it when `len` is `None` (it did not exist): undoes appends
+    /// of an operation that failed. Nothing happens when it is already no
+    /// longer than that.
+    pub fn cut_back(&self, path: &Path, len: Option<u64>) -> Result<(), WriteError> {
+        let now = match std::fs::symlink_metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(WriteError::failed(path, WriteStep::Open, e)),
+        };
+        let Some(len) = len else {
+            return self.remove_file(path);
+        };
+        if now <= len {
+            return Ok(());
+        }
+        let mut file = self
+            .vfs
+            .open_append(path)
+            .map_err(|e| WriteError::failed(path, WriteStep::Open, e))?;
+        file.set_len(len)
+            .map_err(|e| WriteError::failed(path, WriteStep::Write, e))?;
+        self.sync_file(file.as_mut(), path)
+    }
+
     /// Appends one newline-terminated record to an append-only log (reflog,
     /// op log). A torn last record left by a crash (bytes after the last
     /// newline) is cut off first, so later appends never glue onto it.

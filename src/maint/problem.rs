@@ -44,6 +44,10 @@ pub enum ProblemKind {
     BadReflog,
     /// A reflog ending in a torn line (a crash mid-append; ignored by readers).
     TornReflog,
+    /// A branch whose reflog's last line does not name its current value:
+    /// it moved without a reflog line (another tool, or a crash between the
+    /// ref write and the append whose record did not survive).
+    ReflogGap,
     /// A state file (merge, rebase, coordination, op log, config, repo.json,
     /// transaction journal) that does not parse.
     BadStateFile,

@@ -95,6 +95,21 @@ pub(crate) fn collect_roots(repo: &Repository, problems: &mut Vec<Problem>) -> R
         match refs.branch_state(&branch) {
             Ok(state) => {
                 if let Some(id) = state.commit() {
+                    if let Ok(log) = refs.reflog(&branch)
+                        && let Some(last) = log.entries.last()
+                        && last.new != id
+                    {
+                        problems.push(Problem::new(
+                            Severity::Note,
+                            ProblemKind::ReflogGap,
+                            Some(layout.branch_log(&branch)),
+                            Some(id),
+                            format!(
+                                "branch '{branch}' is at {id} but its reflog ends at {}: it moved without a reflog line",
+                                last.new
+                            ),
+                        ));
+                    }
                     roots.commits.push(Root {
                         id,
                         source: format!("refs/heads/{branch}"),

@@ -962,8 +962,31 @@ impl Transaction<'_> {
                 crate::failpoint::barrier("ref-txn-first-applied");
             }
         }
+        // A failed append undoes itself; lines of this transaction already
+        // appended to other logs are cut back here, so that a failed update
+        // leaves no reflog line at all.
+        let mut logs = vec![self.refs.layout.head_log()];
+        logs.extend(
+            changes
+                .iter()
+                .map(|c| self.refs.layout.branch_log(&c.branch)),
+        );
+        let sizes: Vec<(PathBuf, Option<u64>)> = logs
+            .into_iter()
+            .map(|p| {
+                let len = fs::symlink_metadata(&p).ok().map(|m| m.len());
+                (p, len)
+            })
+            .collect();
         for change in changes {
-            self.refs.log_change(change, &self.message)?;
+            if let Err(e) = self.refs.log_change(change, &self.message) {
+                for (path, len) in &sizes {
+                    if let Err(cut) = self.refs.writer.cut_back(path, *len) {
+                        log::warn!("{cut}");
+                    }
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }

@@ -733,3 +733,111 @@ fn a_writer_finishes_a_dead_transaction_before_building_on_its_refs() -> TestRes
     );
     Ok(())
 }
+
+#[test]
+fn a_single_ref_update_killed_before_its_reflog_line_gets_it_on_the_next_open() -> TestResult {
+    let (dir, repo) = scratch()?;
+    repo.refs()
+        .update(&branch("main"), id(1), Expected::Any, "setup")?;
+    let (code, _, _) = muse_env(
+        dir.path(),
+        &["plumbing", "update-ref", "-n", "main", &id(2).to_hex()],
+        &[("MUSE_CRASH_AT", "ref-txn-first-applied")],
+        None,
+    )?;
+    assert_ne!(
+        code, 0,
+        "the child must have died between the ref write and its reflog line"
+    );
+    let moved = Repository::open_without_recovery(dir.path(), repo.options().clone())?;
+    assert_eq!(
+        moved.refs().branch(&branch("main"))?,
+        Some(id(2)),
+        "the ref write landed"
+    );
+    assert_eq!(
+        moved
+            .refs()
+            .reflog(&branch("main"))?
+            .entries
+            .last()
+            .map(|e| e.new),
+        Some(id(1)),
+        "and its reflog line did not"
+    );
+    let report = muse_store::fsck(&moved, &muse_store::NoProgress)?;
+    assert_eq!(
+        report.of_kind(muse_store::ProblemKind::ReflogGap).count(),
+        1,
+        "fsck reports the gap: {:?}",
+        report.problems
+    );
+    let repo = Repository::open_with(dir.path(), repo.options().clone())?;
+    for log in [
+        repo.refs().reflog(&branch("main"))?,
+        repo.refs().head_reflog()?,
+    ] {
+        let last = log.entries.last().ok_or("empty reflog")?;
+        assert_eq!(
+            (last.old, last.new),
+            (id(1), id(2)),
+            "recovery added the line"
+        );
+    }
+    let report = muse_store::fsck(&repo, &muse_store::NoProgress)?;
+    assert_eq!(
+        report.of_kind(muse_store::ProblemKind::ReflogGap).count(),
+        0
+    );
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+    Ok(())
+}
+
+#[test]
+fn a_failed_fsync_of_a_reflog_append_leaves_neither_the_ref_nor_its_reflog_changed() -> TestResult {
+    // The sync calls of an update of the branch HEAD is on: the ref's temp
+    // file (0), the branch's reflog (1), HEAD's reflog (2).
+    for nth in [1, 2] {
+        let dir = tempfile::tempdir()?;
+        let fault = FaultFs::new();
+        let repo = Repository::init_with(
+            dir.path(),
+            Options {
+                durability: Durability::Full,
+                vfs: Arc::new(fault.clone()),
+                ..Options::default()
+            },
+        )?;
+        let refs = repo.refs();
+        refs.update(&branch("main"), id(1), Expected::Any, "setup")?;
+        let before = (
+            refs.reflog(&branch("main"))?.entries,
+            refs.head_reflog()?.entries,
+        );
+        fault.fail_nth(OpKind::SyncFile, nth, libc::EIO);
+        let err = refs
+            .update(&branch("main"), id(2), Expected::Value(id(1)), "x")
+            .expect_err("injected fsync failure");
+        assert!(err.to_string().contains("fsync"), "#{nth}: {err}");
+        assert_eq!(
+            refs.branch(&branch("main"))?,
+            Some(id(1)),
+            "#{nth}: ref restored"
+        );
+        let after = (
+            refs.reflog(&branch("main"))?.entries,
+            refs.head_reflog()?.entries,
+        );
+        assert_eq!(after, before, "#{nth}: no reflog line stays");
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "#{nth}: {:?}",
+            leftovers(dir.path())
+        );
+    }
+    Ok(())
+}
