@@ -19,7 +19,11 @@
 //!   pages), it fails the write;
 //! - a failed directory fsync after the rename is reported as
 //!   [`WriteError::NotDurable`]: the new content is visible but may not
-//!   survive a power cut.
+//!   survive a power cut;
+//! - an append acknowledges only after the log's directory entry is known
+//!   durable: an append that created its file and then failed (its fsync,
+//!   say) leaves the directory marked unsynced, so the next append to the
+//!   file it left syncs the directory before acknowledging.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -357,6 +361,31 @@ impl DurableWriter {
         let dir = parent_of(path)?;
         self.create_dir_all(dir)?;
         let existed = path.exists();
+        let appended = self.append_to(path, valid_len, bytes);
+        if appended.is_err() && !existed && self.durability != Durability::None {
+            // The file may now exist with an entry that was never synced: the
+            // next append finds it and must not take it for durable.
+            unsynced_dirs().insert(dir.to_path_buf());
+        }
+        appended?;
+        if existed {
+            // Costs nothing unless an earlier append (or write) in this
+            // process left the entry not known durable.
+            return self.confirm_durable(path);
+        }
+        self.sync_dir(dir).map_err(|source| WriteError::NotDurable {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The open, cut, write and fsync of [`DurableWriter::append`].
+    fn append_to(
+        &self,
+        path: &Path,
+        valid_len: Option<u64>,
+        bytes: &[u8],
+    ) -> Result<(), WriteError> {
         let mut file = self
             .vfs
             .open_append(path)
@@ -367,15 +396,7 @@ impl DurableWriter {
         }
         file.write_all(bytes)
             .map_err(|e| WriteError::failed(path, WriteStep::Write, e))?;
-        self.sync_file(file.as_mut(), path)?;
-        if !existed {
-            self.sync_dir(dir)
-                .map_err(|source| WriteError::NotDurable {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-        }
-        Ok(())
+        self.sync_file(file.as_mut(), path)
     }
 
     /// Appends one newline-terminated record to an append-only log (reflog,
