@@ -1401,7 +1401,14 @@ fn exhaustive_with_seed(name: &str, list: &[Vec<Step>], points: Points, seed: u6
             Points::All => 0,
             Points::LastStep => run.step_starts.last().copied().unwrap_or(0),
         };
-        cuts += cut_everywhere(&run, from, seed, mix(seed, i as u64), scratch.path())?;
+        let made = cut_everywhere(&run, from, seed, mix(seed, i as u64), scratch.path())?;
+        if list.len() <= STEPS.len() {
+            eprintln!(
+                "  {steps:?}: {made} cuts over {} seam operations",
+                run.sim.ops()
+            );
+        }
+        cuts += made;
     }
     eprintln!(
         "power cuts [{name}]: {cuts} cuts over {} workloads in {:.1?} (base seed {seed}; \
@@ -1418,11 +1425,24 @@ fn power_cut_after_every_operation_of_one_step_workloads() -> TestResult {
     exhaustive("1 step", &workloads(&STEPS, 1, None), Points::All)
 }
 
-/// Every pair of steps, the new ones included; the first step's crash
-/// points are the one-step test's.
+/// Every pair of steps, the new ones included (in two tests, so that they
+/// run in parallel); the first step's crash points are the one-step test's.
+fn two_steps(name: &str, first_is_core: bool) -> TestResult {
+    let list: Vec<Vec<Step>> = workloads(&STEPS, 2, None)
+        .into_iter()
+        .filter(|w| CORE_STEPS.contains(&w[0]) == first_is_core)
+        .collect();
+    exhaustive(name, &list, Points::LastStep)
+}
+
 #[test]
-fn power_cut_after_every_operation_of_two_step_workloads() -> TestResult {
-    exhaustive("2 steps", &workloads(&STEPS, 2, None), Points::LastStep)
+fn power_cut_after_every_operation_of_two_step_workloads_from_a_core_step() -> TestResult {
+    two_steps("2 steps, core step first", true)
+}
+
+#[test]
+fn power_cut_after_every_operation_of_two_step_workloads_from_a_new_step() -> TestResult {
+    two_steps("2 steps, new step first", false)
 }
 
 /// Three-step workloads of the core steps; the crash points of their first
