@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::history::ManifestDiff;
 use crate::id::ObjectId;
 use crate::progress::Progress;
-use crate::refs::Head;
+use crate::refs::{Head, RefState};
 use crate::repo::{CommitOutcome, NewCommit, Repository};
 use crate::state::{MergeState, RebaseState};
 use crate::worktree::{stage_worktree, worktree_manifest};
@@ -127,12 +127,21 @@ pub fn checkout(
     let _worktree = repo.lock_worktree()?;
     let refs = repo.refs();
     let (new_commit, label) = match target {
-        Head::Branch(b) => (
-            refs.branch(b)?.ok_or_else(|| Error::UnbornBranch {
-                branch: b.to_string(),
-            })?,
-            b.to_string(),
-        ),
+        Head::Branch(b) => match refs.branch_state(b)? {
+            RefState::At(id) => (id, b.to_string()),
+            // Deleted since the caller looked (the lock above waited for
+            // whoever deleted it).
+            RefState::Missing => {
+                return Err(Error::NoSuchBranch {
+                    branch: b.to_string(),
+                });
+            }
+            RefState::Unborn => {
+                return Err(Error::UnbornBranch {
+                    branch: b.to_string(),
+                });
+            }
+        },
         Head::Detached(id) => (*id, id.to_string()),
     };
     if !force && MergeState::read(repo)?.is_some() {

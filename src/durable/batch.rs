@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -88,7 +87,10 @@ impl WriteBatch {
         // One anchor per filesystem the batch wrote to: `syncfs` flushes one
         // filesystem, and a batch may span several (a mount inside the
         // working tree).
-        let anchors = filesystems(files.iter().map(|(_, target)| target.as_path()))?;
+        let anchors = filesystems(
+            self.writer.vfs.as_ref(),
+            files.iter().map(|(_, target)| target.as_path()),
+        )?;
         // Every temp file of the batch exists here: a test interrupts here.
         crate::failpoint::barrier("batch-before-publish");
         let cleanup = |from: usize| {
@@ -136,7 +138,10 @@ impl WriteBatch {
 /// One directory per filesystem (device) among the directories of
 /// `targets`, in first-seen order. A directory whose device cannot be read
 /// is its own anchor, so it is synced whatever it is on.
-fn filesystems<'a>(targets: impl Iterator<Item = &'a Path>) -> Result<Vec<PathBuf>, WriteError> {
+fn filesystems<'a>(
+    vfs: &dyn super::vfs::Vfs,
+    targets: impl Iterator<Item = &'a Path>,
+) -> Result<Vec<PathBuf>, WriteError> {
     let mut dirs_seen = HashSet::new();
     let mut devices = HashSet::new();
     let mut anchors = Vec::new();
@@ -145,9 +150,9 @@ fn filesystems<'a>(targets: impl Iterator<Item = &'a Path>) -> Result<Vec<PathBu
         if !dirs_seen.insert(dir.to_path_buf()) {
             continue;
         }
-        match std::fs::metadata(dir) {
-            Ok(meta) => {
-                if devices.insert(meta.dev()) {
+        match vfs.filesystem_id(dir) {
+            Ok(device) => {
+                if devices.insert(device) {
                     anchors.push(dir.to_path_buf());
                 }
             }

@@ -46,6 +46,14 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// Makes the entries of directory `path` durable (`fsync` on the directory).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Which filesystem holds `path`: equal numbers mean one filesystem, so
+    /// one [`Vfs::sync_fs`] covers both (the real filesystem answers with
+    /// `st_dev`). A batch syncs each filesystem it wrote to once.
+    fn filesystem_id(&self, path: &Path) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(fs::metadata(path)?.dev())
+    }
+
     /// Makes everything written to the filesystem holding `path` durable:
     /// file data, metadata and directory entries (`syncfs`). The batch
     /// writer's barrier.

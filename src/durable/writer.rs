@@ -19,7 +19,11 @@
 //!   pages), it fails the write;
 //! - a failed directory fsync after the rename is reported as
 //!   [`WriteError::NotDurable`]: the new content is visible but may not
-//!   survive a power cut.
+//!   survive a power cut;
+//! - an append acknowledges only after the log's directory entry is known
+//!   durable: an append that created its file and then failed (its fsync,
+//!   say) leaves the directory marked unsynced, so the next append to the
+//!   file it left syncs the directory before acknowledging.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -385,6 +389,40 @@ impl DurableWriter {
         self.create_dir_all(dir)?;
         let before = std::fs::symlink_metadata(path).ok().map(|m| m.len());
         let existed = before.is_some();
+        if let Err(e) = self.append_to(path, valid_len, bytes) {
+            // A failed append must not leave a record a reader would take
+            // for an acknowledged one (a reflog line for an undone update),
+            // nor an empty log it created.
+            let restore = if existed { valid_len.or(before) } else { None };
+            if let Err(cut) = self.cut_back(path, restore) {
+                log::warn!("could not undo a failed append: {cut}");
+            }
+            if !existed && self.durability != Durability::None {
+                // The file may have existed for a while with an entry that
+                // was never synced: whoever creates it next must not take
+                // the directory for durable.
+                unsynced_dirs().insert(dir.to_path_buf());
+            }
+            return Err(e);
+        }
+        if existed {
+            // Costs nothing unless an earlier append (or write) in this
+            // process left the entry not known durable.
+            return self.confirm_durable(path);
+        }
+        self.sync_dir(dir).map_err(|source| WriteError::NotDurable {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The open, cut, write and fsync of [`DurableWriter::append`].
+    fn append_to(
+        &self,
+        path: &Path,
+        valid_len: Option<u64>,
+        bytes: &[u8],
+    ) -> Result<(), WriteError> {
         let mut file = self
             .vfs
             .open_append(path)
@@ -393,31 +431,9 @@ impl DurableWriter {
             file.set_len(len)
                 .map_err(|e| WriteError::failed(path, WriteStep::Write, e))?;
         }
-        // What the file must be cut back to when the append fails: a failed
-        // append must not leave a record a reader would take for an
-        // acknowledged one (a reflog line for a ref update that was undone).
-        let restore_len = valid_len.or(before).unwrap_or(0);
-        let appended = file
-            .write_all(bytes)
-            .map_err(|e| WriteError::failed(path, WriteStep::Write, e))
-            .and_then(|()| self.sync_file(file.as_mut(), path));
-        if let Err(e) = appended {
-            if let Err(cut) = file.set_len(restore_len) {
-                log::warn!(
-                    "could not cut '{}' back after a failed append: {cut}",
-                    path.display()
-                );
-            }
-            return Err(e);
-        }
-        if !existed {
-            self.sync_dir(dir)
-                .map_err(|source| WriteError::NotDurable {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-        }
-        Ok(())
+        file.write_all(bytes)
+            .map_err(|e| WriteError::failed(path, WriteStep::Write, e))?;
+        self.sync_file(file.as_mut(), path)
     }
 
     /// Cuts the append-only file at `path` back to `len` bytes and syncs it,

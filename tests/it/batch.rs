@@ -134,3 +134,52 @@ fn a_commit_is_one_batch_then_one_ref_update() -> TestResult {
     assert!(ref_sync, "the ref update itself is fully durable");
     assert_no_temp_files(dir.path(), "after commit")
 }
+
+/// On the real machine: a tmpfs mounted inside the working tree is a second
+/// filesystem, and a batch writing to both syncs each (the recording seam
+/// sees a `syncfs` anchored on each device, twice: before and after the
+/// renames). Skipped with a message where mounting is not allowed.
+#[test]
+fn a_batch_over_a_real_second_filesystem_syncs_both() -> TestResult {
+    let (dir, repo, fault) = crate::faulty_repo(Durability::Full)?;
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt)?;
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("skipping: cannot mount a tmpfs here (not root, or no mount permission)");
+        return Ok(());
+    }
+    let result = (|| -> TestResult {
+        let batch = repo.writer().batch();
+        for target in [repo.layout().muse_dir().join("x.state"), mnt.join("y.txt")] {
+            let mut staged = batch.writer().stage(&target, TempKind::State)?;
+            staged.write(b"z")?;
+            staged.commit()?;
+        }
+        fault.clear();
+        batch.commit()?;
+        let synced: Vec<_> = fault
+            .ops()
+            .into_iter()
+            .filter(|op| op.kind == OpKind::SyncFs)
+            .map(|op| op.path.starts_with(&mnt))
+            .collect();
+        assert_eq!(
+            synced.iter().filter(|on_mount| **on_mount).count(),
+            2,
+            "the mount is synced before and after the renames: {synced:?}"
+        );
+        assert_eq!(
+            synced.iter().filter(|on_mount| !**on_mount).count(),
+            2,
+            "and so is the repository's filesystem: {synced:?}"
+        );
+        Ok(())
+    })();
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    result
+}
