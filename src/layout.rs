@@ -168,6 +168,13 @@ impl Layout {
         self.muse.join("op_log")
     }
 
+    /// `.muse/stat-cache` (extension): the working tree's stat cache (the
+    /// reference implementation's `stat_cache.json` is a different file).
+    #[must_use]
+    pub fn stat_cache(&self) -> PathBuf {
+        self.muse.join("stat-cache")
+    }
+
     /// `.muse/locks/` (extension): every lock file, outside the branch
     /// namespace (a branch may be named `x.lock`).
     #[must_use]
