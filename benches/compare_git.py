@@ -103,7 +103,7 @@ class Side:
         if self.name == "muse":
             run([MUSE, "init"], tree, self.env())
         else:
-            run(["git", "init", "-q", "--object-format=sha256"], tree)
+            run(["git", "init", "-q", "--object-format=sha256", "-b", "main"], tree)
 
     def commit(self, tree, msg):
         if self.name == "muse":
@@ -126,6 +126,34 @@ class Side:
         blobs = run(["git", "rev-list", "--objects", "--all"], tree).decode().split("\n")
         ids = "\n".join(line.split(" ")[0] for line in blobs if line.strip()) + "\n"
         return run(["git", "cat-file", "--batch"], tree, stdin=ids.encode())
+
+    def status(self, tree):
+        if self.name == "muse":
+            run([MUSE, "status"], tree, self.env())
+        else:
+            run(self.git("status", "--porcelain"), tree)
+
+    def make_empty_branch(self, tree):
+        """A branch `empty` whose tree has no file; HEAD stays on main."""
+        if self.name == "muse":
+            run([MUSE, "branch", "empty"], tree, self.env())
+            run([MUSE, "plumbing", "symbolic-ref", "HEAD", "--set", "empty"], tree, self.env())
+            for entry in os.listdir(tree):
+                if entry != ".muse":
+                    shutil.rmtree(os.path.join(tree, entry))
+            run([MUSE, "commit", "-m", "empty"], tree, self.env())
+            run([MUSE, "checkout", "--force", "main"], tree, self.env())
+        else:
+            run(self.git("checkout", "-q", "--orphan", "empty"), tree)
+            run(self.git("rm", "-rf", "-q", "."), tree)
+            run(self.git("commit", "-q", "--allow-empty", "-m", "empty"), tree)
+            run(self.git("checkout", "-q", "-f", "main"), tree)
+
+    def switch(self, tree, branch):
+        if self.name == "muse":
+            run([MUSE, "checkout", branch], tree, self.env())
+        else:
+            run(self.git("checkout", "-q", branch), tree)
 
     def fsck(self, tree):
         if self.name == "muse":
@@ -237,6 +265,75 @@ def count_files(tree):
     return n
 
 
+def status_clean(sides, files, size, label):
+    def setup(side):
+        def make(r):
+            tree = fresh(f"{side.name}-status-{r}")
+            make_tree(tree, files, size)
+            side.init(tree)
+            side.commit(tree, "import")
+            # Warm: the first status after a commit may refresh caches.
+            side.status(tree)
+            return tree
+        return make
+
+    name = f"status on a clean tree {label}"
+    result = interleaved(sides, setup, lambda side: (lambda tree: side.status(tree)), False)
+    print_row(name, result)
+    return (name, result)
+
+
+def branch_switch(sides, files, size, label):
+    rows = []
+
+    def with_empty(side, r):
+        tree = fresh(f"{side.name}-switch-{r}")
+        make_tree(tree, files, size)
+        side.init(tree)
+        side.commit(tree, "import")
+        side.make_empty_branch(tree)
+        return tree
+
+    def to_empty_then_back(side, r):
+        tree = with_empty(side, r)
+        side.switch(tree, "empty")
+        return tree
+
+    for name, setup, target in [
+        (f"switch {label} -> empty branch", with_empty, "empty"),
+        (f"switch empty branch -> {label}", to_empty_then_back, "main"),
+    ]:
+        result = interleaved(
+            sides,
+            lambda side, setup=setup: (lambda r: setup(side, r)),
+            lambda side, target=target: (lambda tree: side.switch(tree, target)),
+            False,
+        )
+        rows.append((name, result))
+        print_row(name, result)
+    return rows
+
+
+def copy_floor(files, size, label):
+    """The least a durable commit of the tree can cost on this disk: copy the
+    files (cp -r) and make them durable (sync); and the copy alone."""
+    def setup(r):
+        src = fresh(f"floor-{r}")
+        make_tree(os.path.join(src, "tree"), files, size)
+        return src
+
+    def copy_sync(src):
+        run(["cp", "-r", os.path.join(src, "tree"), os.path.join(src, "copy")], src)
+        run(["sync"], src)
+
+    def copy_only(src):
+        run(["cp", "-r", os.path.join(src, "tree"), os.path.join(src, "copy")], src)
+
+    durable = median_of(setup, copy_sync, cold=True)
+    plain = median_of(setup, copy_only, cold=True)
+    return durable, plain
+
+
 def sequential_commits(sides):
     result = {}
     for side in sides:
@@ -307,10 +404,18 @@ def main():
     print()
     print(HEADER)
     print("|---|---|---|---|---|---|---|")
-    workloads(*small, sides)
+    small_rows = workloads(*small, sides)
     workloads(*large, sides)
     sequential_commits(sides)
+    status_clean(sides, *small)
+    switch = (2000, 4096, "2,000 x 4 KiB") if QUICK else (20_000, 4096, "20,000 x 4 KiB")
+    branch_switch(sides, *switch)
     print()
+    durable, plain = copy_floor(*small)
+    fresh_commit = dict(small_rows[0][1])
+    print(f"floor: `cp -r` + `sync` of the {small[2]} tree {fmt(durable)} (cold); `cp -r` alone {fmt(plain)}; "
+          f"muse durable fresh commit / floor = {fresh_commit[('muse', True)] / durable:.2f} (target <= 2), "
+          f"no-sync / copy = {fresh_commit[('muse', False)] / plain:.2f}")
     small_n, big_n = (1000, 10_000) if QUICK else (1000, 100_000)
     a, b = ingest_per_object(small_n), ingest_per_object(big_n)
     print(f"scaling: durable ingest per object at {small_n:,} objects {a * 1e6:.0f} us, at {big_n:,} objects {b * 1e6:.0f} us; ratio {b / a:.2f} (target <= 1.3)")
