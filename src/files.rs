@@ -190,6 +190,54 @@ fn collect_ref_files(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>)
     Ok(())
 }
 
+/// A file below `.muse/` that [`other_muse_files`] lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OtherFile {
+    /// Where it is.
+    pub(crate) path: PathBuf,
+    /// Whether it is a symlink (listed, never followed).
+    pub(crate) symlink: bool,
+}
+
+/// Every file below `.muse/` except those under `skip` (the files and
+/// directories the caller reads itself), sorted: what another tool (the
+/// reference implementation's stash, bisect, rerere, worktrees, ...) keeps
+/// there. Temp files are skipped, symlinks listed but never followed,
+/// sockets and other special files left out.
+pub(crate) fn other_muse_files(layout: &Layout, skip: &[PathBuf]) -> Result<Vec<OtherFile>> {
+    let mut out = Vec::new();
+    collect_other(layout.muse_dir(), skip, &mut out)?;
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn collect_other(dir: &Path, skip: &[PathBuf], out: &mut Vec<OtherFile>) -> Result<()> {
+    let Some(entries) = read_dir_optional(dir)? else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let path = entry.path();
+        if skip.contains(&path) || entry.file_name().to_str().is_some_and(is_temp_name) {
+            continue;
+        }
+        let file_type = match entry.file_type() {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("inspect", path, e)),
+        };
+        if file_type.is_dir() {
+            collect_other(&path, skip, out)?;
+        } else if file_type.is_file() || file_type.is_symlink() {
+            out.push(OtherFile {
+                path,
+                symlink: file_type.is_symlink(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What a leftover file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LeftoverKind {

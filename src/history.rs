@@ -60,6 +60,85 @@ pub fn walk(
     Ok((out, false))
 }
 
+/// What [`commit_graph`] walks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GraphWalk {
+    /// The commit the walk does not enter (nor, through it, its parents).
+    pub stop_at: Option<ObjectId>,
+    /// At most this many commits are listed.
+    pub max: usize,
+    /// Follow first parents only.
+    pub first_parent: bool,
+    /// List only the tip and the ancestors of `stop_at` (the walk still
+    /// goes through the others).
+    pub ancestry_path: bool,
+}
+
+/// The reference implementation's `commit-graph` walk: breadth first from
+/// `tip` (first parent queued before second), never entering `stop_at`,
+/// listing at most `max` commits; `truncated` when it listed `max` of them
+/// (the reference's definition). A commit whose record is missing is
+/// skipped, as the reference does; one that does not verify stops the walk
+/// with an error.
+pub fn commit_graph(
+    records: &RecordStore,
+    tip: ObjectId,
+    walk: GraphWalk,
+) -> Result<(Vec<CommitRecord>, bool)> {
+    let on_path = match (walk.ancestry_path, walk.stop_at) {
+        (true, Some(stop)) => Some(ancestors_present(records, stop)?),
+        _ => None,
+    };
+    let mut visited = HashSet::new();
+    let mut queue = VecDeque::from([tip]);
+    let mut out = Vec::new();
+    while out.len() < walk.max {
+        let Some(id) = queue.pop_front() else { break };
+        if Some(id) == walk.stop_at || !visited.insert(id) {
+            continue;
+        }
+        let commit = match records.read_commit(&id) {
+            Ok(c) => c,
+            Err(crate::error::Error::RecordNotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(p) = commit.parent_commit_id {
+            queue.push_back(p);
+        }
+        if !walk.first_parent
+            && let Some(p) = commit.parent2_commit_id
+        {
+            queue.push_back(p);
+        }
+        if on_path.as_ref().is_some_and(|set| !set.contains(&id)) && id != tip {
+            continue;
+        }
+        out.push(commit);
+    }
+    let truncated = walk.max > 0 && out.len() >= walk.max;
+    Ok((out, truncated))
+}
+
+/// Every commit reachable from `start` whose record exists (`start`
+/// included even when its record does not).
+fn ancestors_present(records: &RecordStore, start: ObjectId) -> Result<HashSet<ObjectId>> {
+    let mut seen = HashSet::from([start]);
+    let mut stack = vec![start];
+    while let Some(id) = stack.pop() {
+        let commit = match records.read_commit(&id) {
+            Ok(c) => c,
+            Err(crate::error::Error::RecordNotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        for parent in commit.parents() {
+            if seen.insert(parent) {
+                stack.push(parent);
+            }
+        }
+    }
+    Ok(seen)
+}
+
 /// Every commit reachable from `tip`, `tip` included.
 pub fn ancestors(records: &RecordStore, tip: ObjectId) -> Result<HashSet<ObjectId>> {
     let mut seen = HashSet::from([tip]);

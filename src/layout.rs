@@ -156,6 +156,52 @@ impl Layout {
         self.muse.join("REBASE_STATE.json")
     }
 
+    /// `.muse/tags/` (the reference's tag records).
+    #[must_use]
+    pub fn tags_root(&self) -> PathBuf {
+        self.muse.join("tags")
+    }
+
+    /// `.muse/tags/<repo_id>/`. `repo_id` must be one safe path component
+    /// (the tag store checks it before calling this).
+    #[must_use]
+    pub fn tags_dir(&self, repo_id: &str) -> PathBuf {
+        self.tags_root().join(repo_id)
+    }
+
+    /// `.muse/tags/<repo_id>/<tag_id>.json`. Both must be safe components
+    /// (checked by the tag store).
+    #[must_use]
+    pub fn tag_path(&self, repo_id: &str, tag_id: &str) -> PathBuf {
+        self.tags_dir(repo_id).join(format!("{tag_id}.json"))
+    }
+
+    /// `.muse/remotes/` (remote-tracking pointers).
+    #[must_use]
+    pub fn remotes_dir(&self) -> PathBuf {
+        self.muse.join("remotes")
+    }
+
+    /// `.muse/remotes/<remote>/<branch>`: the last known tip of `branch` on
+    /// `remote`. `remote` must be one safe path component (checked by the
+    /// ref store).
+    #[must_use]
+    pub fn remote_ref(&self, remote: &str, branch: &BranchName) -> PathBuf {
+        self.remotes_dir().join(remote).join(branch.as_str())
+    }
+
+    /// `.muse/stash.json` (the reference's stash).
+    #[must_use]
+    pub fn stash(&self) -> PathBuf {
+        self.muse.join("stash.json")
+    }
+
+    /// `.muse/stat_cache.json` (the reference's hash cache; never a root).
+    #[must_use]
+    pub fn reference_stat_cache(&self) -> PathBuf {
+        self.muse.join("stat_cache.json")
+    }
+
     /// `.muse/coordination/`.
     #[must_use]
     pub fn coordination_dir(&self) -> PathBuf {
@@ -171,7 +217,7 @@ impl Layout {
     /// `.muse/stat-cache` (extension): the working tree's stat cache (the
     /// reference implementation's `stat_cache.json` is a different file).
     #[must_use]
-    pub fn stat_cache(&self) -> PathBuf {
+    pub fn muse_stat_cache(&self) -> PathBuf {
         self.muse.join("stat-cache")
     }
 

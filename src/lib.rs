@@ -100,22 +100,36 @@ pub use durable::{
 pub use error::{
     CasConflict, Error, Expected, InvalidName, ObjectCorruption, RecordCorruption, Result,
 };
-pub use history::{ManifestDiff, RevName, ancestors, merge_base, name_revs, walk};
+pub use history::{
+    GraphWalk, ManifestDiff, RevName, ancestors, commit_graph, merge_base, name_revs, walk,
+};
 pub use id::{Hasher, InvalidId, ObjectId};
 pub use layout::{Layout, MUSE_DIR};
 pub use maint::{
     Counts, DEFAULT_PRUNE_AGE, FsckReport, GcOptions, GcReport, Problem, ProblemKind, Removed,
     Severity, fsck, gc, parse_prune_age,
 };
-pub use name::{BranchName, SessionId, validate_remote_name};
-pub use porcelain::{CheckoutOutcome, Status, checkout, commit_worktree, worktree_status};
-pub use progress::{NoProgress, Progress};
-pub use record::{CommitRecord, RecordStore, SnapshotRecord, commit_id, snapshot_id};
-pub use refs::{Head, RefChange, RefState, RefStore, Reflog, ReflogEntry, Transaction};
-pub use repo::{
-    CommitOutcome, Config, DEFAULT_TEMP_GRACE, NewCommit, Options, RecoveryReport, Remote,
-    RepoInfo, Repository, WriteGuard,
+pub use name::{BranchName, Glob, SessionId, fnmatch, python_repr, validate_remote_name};
+pub use porcelain::{
+    CheckoutOutcome, Status, Upstream, checkout, commit_worktree, worktree_status,
 };
+pub use progress::{NoProgress, Progress};
+pub use record::{
+    CommitRecord, JsonStyle, RecordStore, SnapshotRecord, commit_id, python_json, snapshot_id,
+};
+pub use refs::{
+    Head, RefChange, RefState, RefStore, Reflog, ReflogEntry, RemoteRef, TagRecord, TagStore,
+    Transaction,
+};
+pub use repo::{
+    CommitOutcome, Config, DEFAULT_TEMP_GRACE, DomainInfo, NewCommit, Options, REGISTERED_DOMAINS,
+    RecoveryReport, Remote, RepoInfo, Repository, WriteGuard,
+};
+pub use revision::{MIN_PREFIX, Resolved, RevisionBase, RevisionSyntax};
 pub use state::{Checkpoint, Intent, MergeState, OpEntry, OpLog, RebaseState, Reservation};
 pub use store::{ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader, hash_file};
-pub use worktree::{IgnoreRules, snapshot_worktree, worktree_manifest};
+pub use worktree::{
+    AttributeRule, Attributes, BUILTIN_PATTERNS, BUILTIN_SKIPPED_DIRS, Exclusions, IgnoreMatch,
+    IgnoreRules, IgnoreWarning, MUSEATTRIBUTES, MUSEIGNORE, PathVerdict, STRATEGIES, explain_path,
+    snapshot_worktree, worktree_manifest,
+};

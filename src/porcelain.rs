@@ -17,13 +17,18 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::history::ManifestDiff;
+use std::collections::BTreeMap;
+
+use crate::history::{ManifestDiff, ancestors};
 use crate::id::ObjectId;
+use crate::name::BranchName;
 use crate::progress::Progress;
 use crate::refs::{Head, RefState};
 use crate::repo::{CommitOutcome, NewCommit, Repository};
 use crate::state::{MergeState, RebaseState};
-use crate::worktree::{stage_worktree, worktree_manifest};
+use crate::worktree::{
+    Exclusions, IgnoreWarning, stage_worktree, worktree_manifest, worktree_manifest_reporting,
+};
 
 /// Snapshots the working tree and commits it as `spec` says (by default on
 /// the current branch), reporting the files it stores to `progress`. A
@@ -71,6 +76,24 @@ pub fn commit_worktree(
     Ok(done)
 }
 
+/// The branch a remote tracks for the current branch (`[remotes.<name>]
+/// branch = "<current>"` in `config.toml`, as the reference's `push -u` and
+/// clone write it), and where the remote-tracking pointer says it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Upstream {
+    /// The remote.
+    pub remote: String,
+    /// The branch on it.
+    pub branch: String,
+    /// `remotes/<remote>/<branch>`, when it exists.
+    pub commit_id: Option<ObjectId>,
+    /// Commits on HEAD that the pointer does not have (when both histories
+    /// are stored here).
+    pub ahead: Option<usize>,
+    /// Commits the pointer has that HEAD does not.
+    pub behind: Option<usize>,
+}
+
 /// The state of a working tree against HEAD.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -84,6 +107,15 @@ pub struct Status {
     pub merge: Option<MergeState>,
     /// The rebase in progress, if any.
     pub rebase: Option<RebaseState>,
+    /// Deleted and added paths whose content is the same object: renames,
+    /// as `(from, to)`, sorted (the paths stay in `changes` too).
+    pub renamed: Vec<(String, String)>,
+    /// The current branch's upstream, if a remote tracks it.
+    pub upstream: Option<Upstream>,
+    /// What the walk of the working tree left out, and why.
+    pub exclusions: Exclusions,
+    /// The `.museignore` patterns whose meaning differs from git's.
+    pub ignore_warnings: Vec<IgnoreWarning>,
 }
 
 /// Compares the working tree with HEAD (writes nothing).
@@ -92,14 +124,78 @@ pub fn worktree_status(repo: &Repository) -> Result<Status> {
     let head = refs.head()?;
     let head_commit = refs.head_commit()?;
     let old = repo.records().tree_of(head_commit)?;
-    let new = worktree_manifest(repo)?;
+    let (new, exclusions, rules) = worktree_manifest_reporting(repo)?;
+    let changes = ManifestDiff::between(&old, &new);
+    let renamed = renames(&changes, &old, &new);
+    let upstream = match &head {
+        Head::Branch(b) => upstream(repo, b, head_commit)?,
+        Head::Detached(_) => None,
+    };
     Ok(Status {
         head,
         head_commit,
-        changes: ManifestDiff::between(&old, &new),
+        changes,
         merge: MergeState::read(repo)?,
         rebase: RebaseState::read(repo)?,
+        renamed,
+        upstream,
+        exclusions,
+        ignore_warnings: rules.git_differences(),
     })
+}
+
+/// Deleted paths paired with added paths of the same content (each path in
+/// at most one pair; the first by name wins).
+fn renames(
+    changes: &ManifestDiff,
+    old: &BTreeMap<String, ObjectId>,
+    new: &BTreeMap<String, ObjectId>,
+) -> Vec<(String, String)> {
+    let mut added: Vec<&String> = changes.added.iter().collect();
+    let mut out = Vec::new();
+    for from in &changes.deleted {
+        let Some(id) = old.get(from) else { continue };
+        if let Some(at) = added.iter().position(|to| new.get(*to) == Some(id)) {
+            out.push((from.clone(), added.remove(at).clone()));
+        }
+    }
+    out
+}
+
+/// The upstream of `branch` (see [`Upstream`]).
+fn upstream(
+    repo: &Repository,
+    branch: &BranchName,
+    head: Option<ObjectId>,
+) -> Result<Option<Upstream>> {
+    let Ok(config) = repo.config() else {
+        return Ok(None);
+    };
+    let Some(remote) = config
+        .remotes()?
+        .into_iter()
+        .find(|r| r.branch.as_deref() == Some(branch.as_str()))
+    else {
+        return Ok(None);
+    };
+    let commit_id = repo.refs().remote_tracking(&remote.name, branch)?;
+    let (mut ahead, mut behind) = (None, None);
+    if let (Some(head), Some(up)) = (head, commit_id)
+        && let (Ok(ours), Ok(theirs)) = (
+            ancestors(repo.records(), head),
+            ancestors(repo.records(), up),
+        )
+    {
+        ahead = Some(ours.difference(&theirs).count());
+        behind = Some(theirs.difference(&ours).count());
+    }
+    Ok(Some(Upstream {
+        remote: remote.name,
+        branch: branch.to_string(),
+        commit_id,
+        ahead,
+        behind,
+    }))
 }
 
 /// What [`checkout`] did.

@@ -5,25 +5,29 @@ use std::io::Write;
 use clap::Args;
 use serde_json::json;
 
-use super::{CmdResult, Context, EXIT_INTERNAL, EXIT_USER, Failure, Format, emit, emit_json};
+use super::{
+    CmdResult, Context, EXIT_INTERNAL, EXIT_USER, Failure, Format, FormatError, emit, emit_line,
+    parse_format,
+};
 use muse_store::{
     FsckReport, GcOptions, Severity, fsck as run_fsck, gc as run_gc, parse_prune_age,
 };
 
 #[derive(Debug, Args)]
 pub(super) struct FsckArgs {
-    /// Output format.
-    #[arg(short = 'f', long = "format", value_enum, default_value_t)]
-    format: Format,
+    /// Output format: json or text.
+    #[arg(short = 'f', long = "format", default_value = "json")]
+    format: String,
 }
 
 pub(super) fn fsck(ctx: &Context, args: &FsckArgs, out: &mut dyn Write) -> CmdResult {
+    let format = parse_format(&args.format, FormatError::Stderr)?;
     // Without recovery: fsck only reads, and reports the temp files and
     // stale locks that recovery would otherwise remove before it looked.
     let repo = muse_store::Repository::discover_without_recovery(&ctx.cwd, ctx.options.clone())?;
     let report = super::with_progress(|progress| run_fsck(&repo, progress))?;
-    match args.format {
-        Format::Json => emit_json(out, &fsck_json(&report))?,
+    match format {
+        Format::Json => emit_line(out, &fsck_json(&report))?,
         Format::Text => {
             for p in &report.problems {
                 let severity = match p.severity {
@@ -81,12 +85,13 @@ pub(super) struct GcArgs {
     /// Report what would be removed, remove nothing.
     #[arg(short = 'n', long = "dry-run")]
     dry_run: bool,
-    /// Output format.
-    #[arg(short = 'f', long = "format", value_enum, default_value_t)]
-    format: Format,
+    /// Output format: json or text.
+    #[arg(short = 'f', long = "format", default_value = "json")]
+    format: String,
 }
 
 pub(super) fn gc(ctx: &Context, args: &GcArgs, out: &mut dyn Write) -> CmdResult {
+    let format = parse_format(&args.format, FormatError::Stderr)?;
     let prune_age = parse_prune_age(&args.prune).map_err(Failure::user)?;
     let repo = ctx.repo()?;
     let report = run_gc(
@@ -96,8 +101,8 @@ pub(super) fn gc(ctx: &Context, args: &GcArgs, out: &mut dyn Write) -> CmdResult
             dry_run: args.dry_run,
         },
     )?;
-    match args.format {
-        Format::Json => emit_json(out, &json!(report)),
+    match format {
+        Format::Json => emit_line(out, &json!(report)),
         Format::Text => {
             let verb = if report.dry_run {
                 "would remove"

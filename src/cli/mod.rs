@@ -1,10 +1,15 @@
 //! The `muse` command line: argument parsing, dispatch, output formats, and
-//! the one place where errors become exit codes. No repository logic lives
-//! here: every command is a call into the library's public API.
+//! the one place where errors become exit codes and output. No repository
+//! logic lives here: every command is a call into the library's public API.
 //!
-//! Exit codes (shared/PLUMBING.md): 0 success, 1 user error (bad input,
-//! unknown name, invalid id, missing object), 3 internal error (I/O failure,
-//! integrity check failed, corrupt record).
+//! The plumbing contract is the reference implementation's
+//! (shared/PLUMBING.md, shared/vectors/plumbing.json): JSON on stdout exactly
+//! as Python's `json.dumps` prints it; in JSON mode an error is the
+//! reference's `{"error": ...}` object on stdout with a `❌ ` line on stderr
+//! (the reference's own stderr-only errors stay stderr-only); exit codes 0
+//! success, 1 user error, 2 not a repository or bad arguments, 3 internal
+//! error (I/O failure, integrity check failed, corrupt record). The
+//! deliberate differences are listed in docs/compatibility.md.
 
 mod history;
 mod maint;
@@ -12,59 +17,119 @@ mod objects;
 mod porcelain;
 mod refs;
 mod remote;
+mod tag;
+mod worktree;
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
 
-use muse_store::{Durability, Error, Options, Repository};
+use muse_store::{Durability, Error, JsonStyle, Options, Repository, python_json, python_repr};
 
 /// Success.
 pub const EXIT_OK: u8 = 0;
 /// The caller's input is at fault.
 pub const EXIT_USER: u8 = 1;
+/// Not a repository, or bad command-line arguments.
+pub const EXIT_USAGE: u8 = 2;
 /// Damage or an I/O failure.
 pub const EXIT_INTERNAL: u8 = 3;
 
-/// A command's failure: an exit code and what to tell the user.
+/// What the reference prints on stderr outside a repository.
+const NOT_A_REPO: &str = "fatal: not a muse repository (or any parent up to mount point /)\nRun \"muse init\" to initialize a new repository.";
+
+/// A command's failure: an exit code, what to tell the user on stderr, and
+/// what goes on stdout (the JSON error object of JSON mode).
 #[derive(Debug)]
 pub struct Failure {
     /// The exit code.
     pub code: u8,
-    /// The message for stderr.
+    /// The message for stderr (empty: nothing).
     pub message: String,
-    /// Whether `message` is a JSON document, printed as it is.
-    pub json: bool,
+    /// Whether `message` is printed as it is (no `❌ ` or `muse: error: `).
+    pub verbatim: bool,
+    /// What to print on stdout (one JSON line), if anything.
+    pub stdout: Option<Value>,
 }
 
 impl From<Error> for Failure {
     fn from(err: Error) -> Self {
+        if matches!(err, Error::NotARepository { .. }) {
+            return Failure {
+                code: EXIT_USAGE,
+                message: NOT_A_REPO.to_owned(),
+                verbatim: true,
+                stdout: None,
+            };
+        }
         Failure {
             code: exit_code(&err),
             message: err.to_string(),
-            json: false,
+            verbatim: false,
+            stdout: None,
         }
     }
 }
 
 impl Failure {
-    /// A user error with `message`.
+    /// A user error with `message`, on stderr only.
     pub fn user(message: impl Into<String>) -> Self {
         Failure {
             code: EXIT_USER,
             message: message.into(),
-            json: false,
+            verbatim: false,
+            stdout: None,
         }
     }
 
-    /// An internal error with `message`.
+    /// An internal error with `message`, on stderr only.
     pub fn internal(message: impl Into<String>) -> Self {
         Failure {
             code: EXIT_INTERNAL,
             message: message.into(),
-            json: false,
+            verbatim: false,
+            stdout: None,
+        }
+    }
+
+    /// The reference's JSON error: `{"error": message}` on stdout (and the
+    /// message on stderr), with `code`.
+    pub(crate) fn json(code: u8, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Failure {
+            code,
+            stdout: Some(json!({ "error": message })),
+            message,
+            verbatim: false,
+        }
+    }
+
+    /// A JSON error object with more keys than `error` (`rev-parse`'s
+    /// `ref` and `commit_id`, `cas_mismatch`'s values).
+    pub(crate) fn json_value(code: u8, value: Value) -> Self {
+        let message = value["error"].as_str().unwrap_or_default().to_owned();
+        Failure {
+            code,
+            message,
+            verbatim: false,
+            stdout: Some(value),
+        }
+    }
+
+    /// A library error in JSON mode: the reference's `{"error": ...}` with
+    /// the error's message; not being in a repository stays stderr-only,
+    /// as in the reference.
+    pub(crate) fn json_from(err: Error) -> Self {
+        let plain = Failure::from(err);
+        if plain.verbatim {
+            return plain;
+        }
+        Failure {
+            stdout: Some(json!({ "error": plain.message })),
+            ..plain
         }
     }
 
@@ -74,7 +139,8 @@ impl Failure {
         Failure {
             code,
             message: String::new(),
-            json: false,
+            verbatim: false,
+            stdout: None,
         }
     }
 }
@@ -82,10 +148,10 @@ impl Failure {
 /// The exit code for an error: the only mapping from errors to exit codes.
 #[must_use]
 pub fn exit_code(err: &Error) -> u8 {
-    if err.is_user_error() {
-        EXIT_USER
-    } else {
-        EXIT_INTERNAL
+    match err {
+        Error::NotARepository { .. } => EXIT_USAGE,
+        e if e.is_user_error() => EXIT_USER,
+        _ => EXIT_INTERNAL,
     }
 }
 
@@ -120,7 +186,10 @@ enum Command {
     Checkout(porcelain::CheckoutArgs),
     /// List branches, create one at HEAD, or delete one.
     Branch(refs::BranchArgs),
-    /// Low-level commands with a stable JSON contract.
+    /// Attach, list and remove tags (`tag add|list|remove`, or git's
+    /// `tag <name> [<rev>]`, `tag -l`, `tag -d <name>`).
+    Tag(tag::TagArgs),
+    /// Low-level commands with the reference's JSON contract.
     #[command(subcommand)]
     Plumbing(Plumbing),
     /// Manage the remotes in config.toml.
@@ -142,7 +211,7 @@ enum Plumbing {
     CatObject(objects::CatObjectArgs),
     /// Verify that stored objects hash to their ids.
     VerifyObject(objects::VerifyObjectArgs),
-    /// Resolve HEAD, a branch, an id or an id prefix to a commit id.
+    /// Resolve HEAD, a branch, a tag, an id or an id prefix to a commit id.
     RevParse(refs::RevParseArgs),
     /// List branches and HEAD.
     ShowRef(refs::ShowRefArgs),
@@ -171,16 +240,66 @@ enum Plumbing {
     SnapshotDiff(history::SnapshotDiffArgs),
     /// Name commits relative to branch tips.
     NameRev(history::NameRevArgs),
+    /// Say whether paths are ignored by .museignore, and by which pattern.
+    CheckIgnore(worktree::CheckIgnoreArgs),
+    /// Say which merge strategy .museattributes gives paths.
+    CheckAttr(worktree::CheckAttrArgs),
+    /// Describe the repository's domain plugin.
+    DomainInfo(worktree::DomainInfoArgs),
 }
 
-/// Output format of most plumbing commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+impl Command {
+    /// Whether failures print the reference's plumbing style (`❌ `).
+    fn is_plumbing(&self) -> bool {
+        matches!(self, Command::Plumbing(_))
+    }
+}
+
+/// The output format of a plumbing command: `json` or `text`, given as
+/// free text so that a wrong value gets the reference's message and exit 1
+/// rather than a usage error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// JSON on stdout.
-    #[default]
     Json,
     /// The short text form.
     Text,
+}
+
+/// Where a command reports an unknown `--format` (the reference differs by
+/// command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormatError {
+    /// `❌ Unknown format 'x'. Valid choices: json, text` on stderr.
+    Stderr,
+    /// `{"error": "Unknown format 'x'. Valid: json, text"}` on stdout.
+    Json,
+    /// `{"error": "Unknown format 'x'. Valid choices: json, text"}`.
+    JsonChoices,
+}
+
+/// Parses a `--format` value as the reference checks it.
+pub(crate) fn parse_format(text: &str, style: FormatError) -> Result<Format, Failure> {
+    match text {
+        "json" => Ok(Format::Json),
+        "text" => Ok(Format::Text),
+        other => {
+            let repr = python_repr(other);
+            Err(match style {
+                FormatError::Stderr => {
+                    Failure::user(format!("Unknown format {repr}. Valid choices: json, text"))
+                }
+                FormatError::Json => Failure::json(
+                    EXIT_USER,
+                    format!("Unknown format {repr}. Valid: json, text"),
+                ),
+                FormatError::JsonChoices => Failure::json(
+                    EXIT_USER,
+                    format!("Unknown format {repr}. Valid choices: json, text"),
+                ),
+            })
+        }
+    }
 }
 
 /// The command-line environment: where it runs and how it writes.
@@ -232,7 +351,8 @@ where
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USER } else { EXIT_OK };
+            // Usage errors are exit 2, as argparse (the reference) and clap.
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
             let text = e.render().to_string();
             let _ = if e.use_stderr() {
                 err.write_all(text.as_bytes())
@@ -242,20 +362,33 @@ where
             return code;
         }
     };
-    match dispatch(cli, input, out) {
+    let plumbing = cli.command.is_plumbing();
+    match dispatch(cli, input, out, err) {
         Ok(()) => EXIT_OK,
         Err(failure) => {
-            if failure.json {
-                let _ = writeln!(err, "{}", failure.message);
-            } else if !failure.message.is_empty() {
-                let _ = writeln!(err, "muse: error: {}", failure.message);
+            if let Some(value) = &failure.stdout {
+                let _ = emit_json(out, value, JsonStyle::Line);
+            }
+            if !failure.message.is_empty() {
+                let _ = if failure.verbatim {
+                    writeln!(err, "{}", failure.message)
+                } else if plumbing {
+                    writeln!(err, "❌ {}", failure.message)
+                } else {
+                    writeln!(err, "muse: error: {}", failure.message)
+                };
             }
             failure.code
         }
     }
 }
 
-fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> CmdResult {
+fn dispatch(
+    cli: Cli,
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CmdResult {
     let cwd = match cli.directory {
         Some(dir) => dir,
         None => std::env::current_dir()
@@ -274,8 +407,9 @@ fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> 
     match cli.command {
         Command::Init { dir } => init(&ctx, dir, out),
         Command::Branch(args) => refs::branch(&ctx, &args, out),
+        Command::Tag(args) => tag::tag(&ctx, &args, out),
         Command::Commit(args) => porcelain::commit(&ctx, &args, out),
-        Command::Status(args) => porcelain::status(&ctx, &args, out),
+        Command::Status(args) => porcelain::status(&ctx, &args, out, err),
         Command::Log(args) => porcelain::log(&ctx, &args, out),
         Command::Checkout(args) => porcelain::checkout(&ctx, &args, out),
         Command::Remote(cmd) => remote::remote(&ctx, &cmd, out),
@@ -285,7 +419,7 @@ fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> 
             Plumbing::HashObject(args) => objects::hash_object(&ctx, &args, out),
             Plumbing::CatObject(args) => objects::cat_object(&ctx, &args, out),
             Plumbing::VerifyObject(args) => objects::verify_object(&ctx, &args, out),
-            Plumbing::RevParse(args) => refs::rev_parse(&ctx, &args, out),
+            Plumbing::RevParse(args) => refs::rev_parse(&ctx, &args, out, err),
             Plumbing::ShowRef(args) => refs::show_ref(&ctx, &args, out),
             Plumbing::SymbolicRef(args) => refs::symbolic_ref(&ctx, &args, out),
             Plumbing::UpdateRef(args) => refs::update_ref(&ctx, &args, input, out),
@@ -294,11 +428,14 @@ fn dispatch(cli: Cli, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> 
             Plumbing::ReadCommit(args) => history::read_commit(&ctx, &args, out),
             Plumbing::ReadSnapshot(args) => history::read_snapshot(&ctx, &args, out),
             Plumbing::LsFiles(args) => history::ls_files(&ctx, &args, out),
-            Plumbing::CommitTree(args) => history::commit_tree(&ctx, &args, out),
+            Plumbing::CommitTree(args) => history::commit_tree(&ctx, &args, out, err),
             Plumbing::CommitGraph(args) => history::commit_graph(&ctx, &args, out),
-            Plumbing::MergeBase(args) => history::merge_base(&ctx, &args, out),
-            Plumbing::SnapshotDiff(args) => history::snapshot_diff(&ctx, &args, out),
+            Plumbing::MergeBase(args) => history::merge_base(&ctx, &args, out, err),
+            Plumbing::SnapshotDiff(args) => history::snapshot_diff(&ctx, &args, out, err),
             Plumbing::NameRev(args) => history::name_rev(&ctx, &args, out),
+            Plumbing::CheckIgnore(args) => worktree::check_ignore(&ctx, &args, out),
+            Plumbing::CheckAttr(args) => worktree::check_attr(&ctx, &args, out),
+            Plumbing::DomainInfo(args) => worktree::domain_info(&ctx, &args, out),
         },
     }
 }
@@ -335,14 +472,35 @@ fn output_failure(e: std::io::Error) -> Failure {
     }
 }
 
-/// Writes `value` as one line of JSON.
-fn emit_json(out: &mut dyn Write, value: &serde_json::Value) -> CmdResult {
-    emit(out, format_args!("{value}\n"))
+/// Writes `value` as Python's `json.dumps` in `style` does.
+fn emit_json(out: &mut dyn Write, value: &Value, style: JsonStyle) -> CmdResult {
+    let bytes = python_json(value, style).map_err(|e| Failure::internal(e.to_string()))?;
+    out.write_all(&bytes).map_err(output_failure)
 }
 
-/// Parses a command-line id, naming the bad value on failure (exit 1).
-fn parse_id(text: &str) -> Result<muse_store::ObjectId, Failure> {
-    muse_store::ObjectId::from_hex(text).map_err(|e| Failure::user(e.to_string()))
+/// Writes `value` on one line (`json.dumps(value)`).
+fn emit_line(out: &mut dyn Write, value: &Value) -> CmdResult {
+    emit_json(out, value, JsonStyle::Line)
+}
+
+/// A warning on stderr (never fails the command).
+fn warn(err: &mut dyn Write, message: &str) {
+    let _ = writeln!(err, "⚠️ {message}");
+}
+
+/// The reference's message for text that is not an id.
+fn invalid_id(text: &str) -> String {
+    format!(
+        "Invalid object ID {}: expected exactly 64 lowercase hex characters.",
+        python_repr(text)
+    )
+}
+
+/// Parses an id as the reference validates one: `what` names it in the
+/// message (`Invalid commit ID: Invalid object ID 'x': ...`).
+fn parse_id_as(text: &str, what: &str) -> Result<muse_store::ObjectId, String> {
+    muse_store::ObjectId::from_hex(text)
+        .map_err(|_| format!("Invalid {what}: {}", invalid_id(text)))
 }
 
 /// A progress bar on stderr, shown only when stderr is a terminal.

@@ -3,80 +3,108 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
-use serde_json::json;
+use clap::Args;
+use serde_json::{Value, json};
 
-use super::{CmdResult, Context, EXIT_USER, Failure, Format, emit, emit_json, parse_id};
-use muse_store::Error;
+use super::{
+    CmdResult, Context, EXIT_INTERNAL, EXIT_USER, Failure, Format, FormatError, emit, emit_line,
+    invalid_id, parse_format,
+};
+use muse_store::{Error, ObjectId, python_repr};
 
 #[derive(Debug, Args)]
 pub(super) struct HashObjectArgs {
-    /// The file to hash.
+    /// The file to hash (relative to the current directory).
     file: PathBuf,
     /// Store the object too.
     #[arg(short = 'w', long = "write")]
     write: bool,
-    /// Output format.
-    #[arg(short = 'f', long = "format", value_enum, default_value_t)]
-    format: Format,
+    /// Output format: json or text.
+    #[arg(short = 'f', long = "format", default_value = "json")]
+    format: String,
 }
 
 pub(super) fn hash_object(ctx: &Context, args: &HashObjectArgs, out: &mut dyn Write) -> CmdResult {
+    // The reference prints every hash-object error on stderr only.
+    let format = parse_format(&args.format, FormatError::Stderr)?;
     let file = ctx.cwd.join(&args.file);
+    let shown = args.file.display();
+    // The argument is checked as the reference checks it, before any read.
+    if std::fs::symlink_metadata(&file).is_err() {
+        return Err(Failure::user(format!("Path does not exist: {shown}")));
+    }
+    if file.is_dir() {
+        return Err(Failure::user(format!(
+            "Path is a directory, not a file: {shown}"
+        )));
+    }
     let (id, stored) = if args.write {
-        let repo = ctx.repo()?;
+        let repo = match ctx.repo() {
+            Ok(repo) => repo,
+            Err(f) if f.code == super::EXIT_USAGE => {
+                return Err(Failure::user(
+                    "Not inside a Muse repository. Cannot write object.",
+                ));
+            }
+            Err(f) => return Err(f),
+        };
         let _guard = repo.write_guard()?;
         repo.objects().write_from_path(&file)?
     } else {
         (muse_store::hash_file(&file)?.0, false)
     };
-    match args.format {
-        Format::Json => emit_json(out, &json!({ "object_id": id, "stored": stored })),
+    match format {
+        Format::Json => emit_line(out, &json!({ "object_id": id, "stored": stored })),
         Format::Text => emit(out, format_args!("{id}\n")),
     }
-}
-
-/// Output of `cat-object`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub(super) enum CatFormat {
-    /// The object's bytes.
-    #[default]
-    Raw,
-    /// `{"object_id", "present", "size_bytes"}`.
-    Info,
 }
 
 #[derive(Debug, Args)]
 pub(super) struct CatObjectArgs {
     /// The object's id (64 lowercase hex characters).
     id: String,
-    /// Output format.
-    #[arg(short = 'f', long = "format", value_enum, default_value_t)]
-    format: CatFormat,
+    /// Output: raw (the bytes) or info (JSON).
+    #[arg(short = 'f', long = "format", default_value = "raw")]
+    format: String,
 }
 
 pub(super) fn cat_object(ctx: &Context, args: &CatObjectArgs, out: &mut dyn Write) -> CmdResult {
-    let id = parse_id(&args.id)?;
-    let repo = ctx.repo()?;
-    match args.format {
-        CatFormat::Raw => {
-            repo.objects().copy_to(&id, out)?;
-            out.flush().map_err(super::output_failure)
+    let info = match args.format.as_str() {
+        "raw" => false,
+        "info" => true,
+        other => {
+            return Err(Failure::user(format!(
+                "Unknown format {}. Valid choices: raw, info",
+                python_repr(other)
+            )));
         }
-        CatFormat::Info => match repo.objects().verify(&id) {
-            Ok(size) => emit_json(
-                out,
-                &json!({ "object_id": id, "present": true, "size_bytes": size }),
-            ),
-            Err(Error::NotFound { .. }) => {
-                emit_json(
-                    out,
-                    &json!({ "object_id": id, "present": false, "size_bytes": null }),
-                )?;
-                Err(Failure::user(format!("object {id} not found")))
-            }
+    };
+    let Ok(id) = ObjectId::from_hex(&args.id) else {
+        return Err(Failure::user(format!(
+            "Invalid object ID: {}",
+            invalid_id(&args.id)
+        )));
+    };
+    let repo = ctx.repo()?;
+    if !info {
+        return match repo.objects().copy_to(&id, out) {
+            Ok(_) => out.flush().map_err(super::output_failure),
+            Err(Error::NotFound { .. }) => Err(Failure::user(format!("Object not found: {id}"))),
+            // A stored object that fails its hash check is refused (exit 3):
+            // deliberate, the reference serves it.
             Err(e) => Err(e.into()),
-        },
+        };
+    }
+    match repo.objects().verify(&id) {
+        Ok(size) => emit_line(
+            out,
+            &json!({ "object_id": id, "present": true, "size_bytes": size }),
+        ),
+        Err(Error::NotFound { .. }) => Err(Failure {
+            stdout: Some(json!({ "object_id": id, "present": false, "size_bytes": 0 })),
+            ..Failure::user(format!("Object not found: {id}"))
+        }),
+        Err(e) => Err(Failure::json_from(e)),
     }
 }
 
@@ -88,9 +116,52 @@ pub(super) struct VerifyObjectArgs {
     /// Print nothing; the exit code says whether all verified.
     #[arg(short = 'q', long = "quiet")]
     quiet: bool,
-    /// Output format.
-    #[arg(short = 'f', long = "format", value_enum, default_value_t)]
-    format: Format,
+    /// Output format: json or text.
+    #[arg(short = 'f', long = "format", default_value = "json")]
+    format: String,
+}
+
+/// One verification: the size when known, and what failed.
+struct Checked {
+    id: String,
+    size: Option<u64>,
+    error: Option<String>,
+    io: bool,
+}
+
+fn check_one(repo: &muse_store::Repository, text: &str) -> Checked {
+    let fail = |size, error, io| Checked {
+        id: text.to_owned(),
+        size,
+        error: Some(error),
+        io,
+    };
+    let Ok(id) = ObjectId::from_hex(text) else {
+        return fail(None, invalid_id(text), false);
+    };
+    match repo.objects().verify(&id) {
+        Ok(size) => Checked {
+            id: text.to_owned(),
+            size: Some(size),
+            error: None,
+            io: false,
+        },
+        Err(Error::NotFound { .. }) => fail(None, "object not found in store".to_owned(), false),
+        Err(Error::Integrity(c)) => fail(
+            repo.objects().size(&id).ok(),
+            format!(
+                "hash mismatch: stored {}\u{2026} recomputed {}\u{2026}",
+                &c.id.to_hex()[..12],
+                &c.actual.to_hex()[..12]
+            ),
+            false,
+        ),
+        Err(e) => fail(
+            repo.objects().size(&id).ok(),
+            e.to_string(),
+            matches!(e, Error::Io { .. }),
+        ),
+    }
 }
 
 pub(super) fn verify_object(
@@ -98,31 +169,27 @@ pub(super) fn verify_object(
     args: &VerifyObjectArgs,
     out: &mut dyn Write,
 ) -> CmdResult {
-    let ids = args
-        .ids
-        .iter()
-        .map(|text| parse_id(text))
-        .collect::<Result<Vec<_>, _>>()?;
+    let format = parse_format(&args.format, FormatError::Json)?;
     let repo = ctx.repo()?;
     // Verified in parallel: reads of many small objects wait on the disk.
-    let results: Vec<_> = {
+    let results: Vec<Checked> = {
         use rayon::prelude::*;
-        ids.par_iter()
-            .map(|id| (id, repo.objects().verify(id)))
-            .collect()
+        args.ids.par_iter().map(|t| check_one(&repo, t)).collect()
     };
-    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    let failed = results.iter().filter(|r| r.error.is_some()).count();
     if !args.quiet {
-        match args.format {
+        match format {
             Format::Json => {
-                let rows: Vec<_> = results
+                let rows: Vec<Value> = results
                     .iter()
-                    .map(|(id, r)| match r {
-                        Ok(size) => json!({ "object_id": id, "ok": true, "size_bytes": size, "error": null }),
-                        Err(e) => json!({ "object_id": id, "ok": false, "size_bytes": null, "error": e.to_string() }),
+                    .map(|r| {
+                        json!({
+                            "object_id": r.id, "ok": r.error.is_none(),
+                            "size_bytes": r.size, "error": r.error,
+                        })
                     })
                     .collect();
-                emit_json(
+                emit_line(
                     out,
                     &json!({
                         "results": rows,
@@ -133,18 +200,24 @@ pub(super) fn verify_object(
                 )?;
             }
             Format::Text => {
-                for (id, r) in &results {
-                    match r {
-                        Ok(size) => emit(out, format_args!("ok {id} {size}\n"))?,
-                        Err(e) => emit(out, format_args!("FAIL {id} {e}\n"))?,
-                    }
+                for r in &results {
+                    let size = r.size.map(|n| format!("({n} bytes)"));
+                    let line = match (&r.error, size) {
+                        (None, Some(size)) => format!("OK    {}  {size}", r.id),
+                        (None, None) => format!("OK    {}", r.id),
+                        (Some(e), Some(size)) => format!("FAIL  {}  {size}  {e}", r.id),
+                        (Some(e), None) => format!("FAIL  {}  {e}", r.id),
+                    };
+                    emit(out, format_args!("{line}\n"))?;
                 }
             }
         }
     }
-    if failed == 0 {
-        Ok(())
-    } else {
+    if results.iter().any(|r| r.io) {
+        Err(Failure::silent(EXIT_INTERNAL))
+    } else if failed > 0 {
         Err(Failure::silent(EXIT_USER))
+    } else {
+        Ok(())
     }
 }

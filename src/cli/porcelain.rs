@@ -5,9 +5,8 @@ use std::io::Write;
 use clap::Args;
 use serde_json::json;
 
-use super::refs::resolve;
-use super::{CmdResult, Context, Failure, Format, emit, emit_json};
-use muse_store::{BranchName, Error, Head, NewCommit, RefState};
+use super::{CmdResult, Context, Failure, Format, FormatError, emit, emit_line, parse_format};
+use muse_store::{BranchName, Error, Head, NewCommit, ObjectId, RefState, Repository};
 
 #[derive(Debug, Args)]
 pub(super) struct CommitArgs {
@@ -48,31 +47,68 @@ pub(super) fn commit(ctx: &Context, args: &CommitArgs, out: &mut dyn Write) -> C
 
 #[derive(Debug, Args)]
 pub(super) struct StatusArgs {
-    /// Output format.
-    #[arg(short = 'f', long = "format", value_enum, default_value = "text")]
-    format: Format,
+    /// Output format: text or json.
+    #[arg(short = 'f', long = "format", default_value = "text")]
+    format: String,
 }
 
-pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> CmdResult {
+#[expect(
+    clippy::too_many_lines,
+    reason = "the JSON and the text forms of one report, side by side"
+)]
+pub(super) fn status(
+    ctx: &Context,
+    args: &StatusArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CmdResult {
+    let format = parse_format(&args.format, FormatError::Stderr)?;
     let repo = ctx.repo()?;
     let st = muse_store::worktree_status(&repo)?;
     let branch = match &st.head {
         Head::Branch(b) => Some(b.to_string()),
         Head::Detached(_) => None,
     };
-    if args.format == Format::Json {
-        return emit_json(
+    // Once per pattern whose meaning is not git's, so nobody is surprised
+    // silently (stderr, whatever the format).
+    for w in &st.ignore_warnings {
+        let _ = writeln!(err, "warning: .museignore: {}", w.message);
+    }
+    let ex = &st.exclusions;
+    if format == Format::Json {
+        let renamed: Vec<_> = st
+            .renamed
+            .iter()
+            .map(|(from, to)| json!({ "from": from, "to": to }))
+            .collect();
+        let secret_files: Vec<_> = ex
+            .builtin_files
+            .iter()
+            .map(|(path, pattern)| json!({ "path": path, "pattern": pattern }))
+            .collect();
+        return emit_line(
             out,
             &json!({
                 "branch": branch,
+                "upstream": st.upstream,
                 "head_commit": st.head_commit,
                 "added": st.changes.added,
                 "modified": st.changes.modified,
                 "deleted": st.changes.deleted,
+                "renamed": renamed,
                 "clean": st.changes.is_empty(),
                 "merge_in_progress": st.merge.is_some(),
                 "conflict_paths": st.merge.as_ref().map(|m| m.conflict_paths.clone()),
                 "rebase_in_progress": st.rebase.is_some(),
+                "excluded": {
+                    "builtin_total": ex.builtin_total(),
+                    "builtin_dirs": ex.builtin_dirs,
+                    "builtin_files": secret_files,
+                    "symlinks": ex.symlinks,
+                    "museignore_files": ex.museignore_files,
+                    "museignore_dirs": ex.museignore_dirs,
+                },
+                "ignore_warnings": st.ignore_warnings,
             }),
         );
     }
@@ -107,10 +143,45 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> C
             format_args!("You are in the middle of rebasing {}.\n", r.original_branch),
         )?;
     }
+    if let Some(up) = &st.upstream {
+        let at = match (up.ahead, up.behind) {
+            (Some(0), Some(0)) => "up to date".to_owned(),
+            (Some(a), Some(b)) => format!("{a} ahead, {b} behind"),
+            _ if up.commit_id.is_none() => "not pushed yet".to_owned(),
+            _ => "not comparable here".to_owned(),
+        };
+        emit(
+            out,
+            format_args!("Tracking {}/{} ({at})\n", up.remote, up.branch),
+        )?;
+    }
+    if ex.builtin_total() > 0 {
+        let mut parts = Vec::new();
+        if !ex.builtin_dirs.is_empty() {
+            parts.push(format!("{} directories", ex.builtin_dirs.len()));
+        }
+        if !ex.builtin_files.is_empty() {
+            parts.push(format!("{} secret or OS files", ex.builtin_files.len()));
+        }
+        if !ex.symlinks.is_empty() {
+            parts.push(format!("{} symlinks", ex.symlinks.len()));
+        }
+        emit(
+            out,
+            format_args!(
+                "{} paths left out by built-in rules ({}); `muse plumbing check-ignore <path>` says which rule\n",
+                ex.builtin_total(),
+                parts.join(", ")
+            ),
+        )?;
+    }
     if st.changes.is_empty() {
         return emit(out, format_args!("nothing to commit, working tree clean\n"));
     }
     emit(out, format_args!("Changes against HEAD:\n"))?;
+    for (from, to) in &st.renamed {
+        emit(out, format_args!("  renamed   {from} -> {to}\n"))?;
+    }
     for (label, paths) in [
         ("added", &st.changes.added),
         ("modified", &st.changes.modified),
@@ -135,11 +206,39 @@ pub(super) struct LogArgs {
     oneline: bool,
 }
 
+/// ` (tag: a, tag: b)` for the tags on `id`, or nothing.
+fn decoration(tags: &[(ObjectId, String)], id: &ObjectId) -> String {
+    let names: Vec<String> = tags
+        .iter()
+        .filter(|(c, _)| c == id)
+        .map(|(_, t)| format!("tag: {t}"))
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names.join(", "))
+    }
+}
+
+/// Every tag as `(commit, text)`, each text once per commit.
+fn all_tags(repo: &Repository) -> Result<Vec<(ObjectId, String)>, Failure> {
+    let mut tags: Vec<(ObjectId, String)> = repo
+        .tags()?
+        .list()?
+        .into_iter()
+        .map(|t| (t.commit_id, t.tag))
+        .collect();
+    tags.sort();
+    tags.dedup();
+    Ok(tags)
+}
+
 pub(super) fn log(ctx: &Context, args: &LogArgs, out: &mut dyn Write) -> CmdResult {
     let repo = ctx.repo()?;
     let refs = repo.refs();
+    let tags = all_tags(&repo)?;
     let tip = match &args.rev {
-        Some(r) => resolve(&repo, r)?,
+        Some(r) => repo.resolve(r)?,
         None => match refs.head_commit()? {
             Some(id) => id,
             None => return emit(out, format_args!("No commits yet\n")),
@@ -157,11 +256,22 @@ pub(super) fn log(ctx: &Context, args: &LogArgs, out: &mut dyn Write) -> CmdResu
             let first = c.message.lines().next().unwrap_or_default();
             emit(
                 out,
-                format_args!("{} {first}\n", &c.commit_id.to_hex()[..12]),
+                format_args!(
+                    "{}{} {first}\n",
+                    &c.commit_id.to_hex()[..12],
+                    decoration(&tags, &c.commit_id)
+                ),
             )?;
             continue;
         }
-        emit(out, format_args!("commit {}\n", c.commit_id))?;
+        emit(
+            out,
+            format_args!(
+                "commit {}{}\n",
+                c.commit_id,
+                decoration(&tags, &c.commit_id)
+            ),
+        )?;
         if let Some(p2) = c.parent2_commit_id {
             let p1 = c
                 .parent_commit_id
@@ -199,7 +309,7 @@ pub(super) fn checkout(ctx: &Context, args: &CheckoutArgs, out: &mut dyn Write) 
     let repo = ctx.repo()?;
     let target = match BranchName::from_stored(&args.target) {
         Ok(b) if matches!(repo.refs().branch_state(&b)?, RefState::At(_)) => Head::Branch(b),
-        _ => Head::Detached(resolve(&repo, &args.target)?),
+        _ => Head::Detached(repo.resolve(&args.target)?),
     };
     let done = super::with_progress(|progress| {
         muse_store::checkout(&repo, &target, args.force, progress)

@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{CmdResult, Context, Format, emit, emit_json};
+use super::{CmdResult, Context, Format, FormatError, emit, emit_line, parse_format};
 use muse_store::Config;
 
 #[derive(Debug, Subcommand)]
@@ -19,9 +19,9 @@ pub(super) enum RemoteCommand {
     },
     /// List the remotes.
     List {
-        /// Output format.
-        #[arg(short = 'f', long = "format", value_enum, default_value_t)]
-        format: Format,
+        /// Output format: json or text.
+        #[arg(short = 'f', long = "format", default_value = "json")]
+        format: String,
     },
 }
 
@@ -48,9 +48,10 @@ pub(super) fn remote(ctx: &Context, command: &RemoteCommand, out: &mut dyn Write
             Ok(())
         }
         RemoteCommand::List { format } => {
+            let format = parse_format(format, FormatError::Stderr)?;
             let remotes = repo.config()?.remotes()?;
             match format {
-                Format::Json => emit_json(out, &json!({ "remotes": remotes })),
+                Format::Json => emit_line(out, &json!({ "remotes": remotes })),
                 Format::Text => {
                     for r in &remotes {
                         let branch = r

@@ -37,7 +37,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::problem::{Problem, Severity};
-use super::reach::{Reachable, Root};
+use super::reach::Reachable;
+use super::root::Root;
 use crate::durable::FileLock;
 use crate::error::{Error, Result};
 use crate::files::{self, Entry, LeftoverKind, Shards};

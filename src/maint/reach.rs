@@ -1,46 +1,26 @@
 //! Roots and reachability, shared by `fsck` and `gc`.
 //!
-//! Invariant: the roots are everything that may name a commit or snapshot
-//! the user can still get back to: HEAD, every branch, every old and new id
-//! of every reflog line, `MERGE_STATE.json`, `REBASE_STATE.json`, pending
-//! ref-transaction journals and op-log checkpoints. `gc` removes only what
-//! the walk from all of them does not reach.
+//! Invariant: the roots are everything that may name a commit, snapshot or
+//! object the user can still get back to: HEAD, every branch, every old and
+//! new id of every reflog line, `MERGE_STATE.json`, `REBASE_STATE.json`,
+//! pending ref-transaction journals, op-log checkpoints, and every file
+//! other tools keep under `.muse/` (tags, remote-tracking pointers, the
+//! stash, and any file this project does not know, see `foreign.rs`). `gc`
+//! removes only what the walk from all of them does not reach.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 
 use super::problem::{Problem, ProblemKind, Severity};
+use super::root::{Root, Roots};
 use crate::error::Error;
 use crate::id::ObjectId;
 use crate::layout::Layout;
 use crate::refs::{Head, Journal, Reflog};
 use crate::repo::Repository;
 use crate::state::{MergeState, OpLog, RebaseState};
-
-/// Where a root came from.
-#[derive(Debug, Clone)]
-pub(crate) struct Root {
-    pub(crate) id: ObjectId,
-    /// `HEAD`, `refs/heads/main`, `logs/HEAD`, `MERGE_STATE.json`, ...
-    pub(crate) source: String,
-    pub(crate) path: PathBuf,
-    /// A strong root must resolve (a branch, HEAD, a state file); a weak one
-    /// (a reflog line, a journal, a checkpoint) may name something gone,
-    /// which is a note rather than damage.
-    pub(crate) strong: bool,
-}
-
-/// The roots of a repository, and what reading them found.
-#[derive(Debug, Default)]
-pub(crate) struct Roots {
-    pub(crate) commits: Vec<Root>,
-    pub(crate) snapshots: Vec<Root>,
-    pub(crate) branches: usize,
-    pub(crate) reflogs: usize,
-    pub(crate) reflog_entries: usize,
-}
 
 fn rel(layout: &Layout, path: &Path) -> String {
     path.strip_prefix(layout.muse_dir())
@@ -254,6 +234,10 @@ pub(crate) fn collect_roots(repo: &Repository, problems: &mut Vec<Problem>) -> R
             layout.op_log_dir(),
         )),
     }
+
+    // Tags, remote-tracking pointers, the stash and every other file under
+    // `.muse/` this project does not write.
+    super::foreign::collect(repo, &mut roots, problems);
     roots
 }
 
@@ -309,7 +293,35 @@ impl Reachable {
         let roots = collect_roots(repo, problems);
         let mut reach = Self::default();
         reach.walk(repo, &roots.commits, &roots.snapshots, present, problems);
+        reach.add_objects(repo, &roots.objects, present, problems);
         (roots, reach)
+    }
+
+    /// Adds objects named directly by a root; a missing one is a problem
+    /// (damage under a strong root, a note under a weak one).
+    pub(crate) fn add_objects(
+        &mut self,
+        repo: &Repository,
+        object_roots: &[Root],
+        present: &HashSet<ObjectId>,
+        problems: &mut Vec<Problem>,
+    ) {
+        for root in object_roots {
+            if !present.contains(&root.id) {
+                problems.push(Problem::new(
+                    if root.strong {
+                        Severity::Damage
+                    } else {
+                        Severity::Note
+                    },
+                    ProblemKind::MissingObject,
+                    Some(repo.objects().path(&root.id)),
+                    Some(root.id),
+                    format!("object {} (named by {}) is missing", root.id, root.source),
+                ));
+            }
+            self.objects.insert(root.id);
+        }
     }
 
     /// Walks from `commit_roots` and `snapshot_roots`, adding to what was

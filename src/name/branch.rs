@@ -1,11 +1,22 @@
 //! Branch names, validated in one place.
 //!
-//! Invariant: a [`BranchName`] made by [`BranchName::new`] passes both Muse's
-//! rules and git's `check-ref-format` rules, so it is a safe relative path
-//! under `refs/heads/` (no `..`, no absolute path, no empty component) and
-//! never collides with a `.lock` file. Names already stored by another
-//! implementation are read with [`BranchName::from_stored`], which applies
-//! only Muse's rules (still path-safe).
+//! Two rules:
+//! - [`BranchName::from_stored`] is the reference implementation's rule
+//!   (shared/REFERENCE.md section 9: no empty name, at most 255 characters,
+//!   no `\`, NUL, CR, LF or TAB, no leading or trailing `.` or `/`, no `..`
+//!   or `//`) plus one rule of this project's: no `.` component (`a/./b`
+//!   would be the file `a/b`). Every branch the reference writes, `x.lock`,
+//!   `a b` and `x/.y` included, passes it, and every name that passes is a
+//!   safe relative path below `refs/heads/` (never absolute, no `..`, no
+//!   empty or `.` component). Reading, listing, checking out, moving and
+//!   deleting use it; so do the plumbing commands, as the reference's do.
+//! - [`BranchName::new`] adds git's `check-ref-format` rules (no spaces,
+//!   `~ ^ : ? * [`, control characters, `@{`, `.lock` or `.`-leading
+//!   components): what `muse branch <new>` creates, so that a name made
+//!   here stays usable by git-shaped tools.
+//!
+//! Locks live under `.muse/locks/`, so no branch name, `.lock` ones
+//! included, shares a path with a lock.
 
 use std::fmt;
 
@@ -26,11 +37,54 @@ impl BranchName {
         Ok(Self(name.to_owned()))
     }
 
-    /// Accepts a name already stored by another implementation: Muse's rules
-    /// only, which still keep it a safe path below `refs/heads/`.
+    /// Accepts a name by the reference implementation's rules (and no `.`
+    /// component), which keep it a safe path below `refs/heads/`: every
+    /// branch the reference writes is readable, listable and movable here.
     pub fn from_stored(name: &str) -> Result<Self, InvalidName> {
         check_muse(name)?;
         Ok(Self(name.to_owned()))
+    }
+
+    /// Why `name` is refused by [`BranchName::from_stored`], in the
+    /// reference implementation's words where it refuses the name too
+    /// (`Branch name 'a..b' contains forbidden characters (path separators,
+    /// null bytes, or consecutive dots).`, with the name as Python's
+    /// `repr` writes it), in this project's words otherwise; `None` when the
+    /// name is accepted.
+    ///
+    /// ```
+    /// use muse_store::BranchName;
+    ///
+    /// assert_eq!(BranchName::refusal("topic.lock"), None);
+    /// assert_eq!(BranchName::refusal("").as_deref(), Some("Branch name must not be empty."));
+    /// assert_eq!(
+    ///     BranchName::refusal("tab\tname").as_deref(),
+    ///     Some("Branch name 'tab\\tname' contains forbidden characters (path separators, null bytes, or consecutive dots).")
+    /// );
+    /// ```
+    #[must_use]
+    pub fn refusal(name: &str) -> Option<String> {
+        if name.is_empty() {
+            return Some("Branch name must not be empty.".to_owned());
+        }
+        let chars = name.chars().count();
+        if chars > MAX_NAME_LEN {
+            return Some(format!(
+                "Branch name too long ({chars} chars); maximum is {MAX_NAME_LEN}."
+            ));
+        }
+        if check_reference(name).is_err() {
+            return Some(format!(
+                "Branch name {} contains forbidden characters (path separators, null bytes, or consecutive dots).",
+                python_repr(name)
+            ));
+        }
+        check_muse(name).err().map(|_| {
+            format!(
+                "Branch name {} has a '.' component, which names the same file as the name without it.",
+                python_repr(name)
+            )
+        })
     }
 
     /// The name as text.
@@ -69,8 +123,86 @@ fn refuse(name: &str, reason: &'static str) -> InvalidName {
     InvalidName::new("branch name", name, reason)
 }
 
-/// The rules Muse applies.
+/// Python's `repr()` of a string, as the reference implementation quotes
+/// names in its messages: single quotes unless the text holds a `'` and no
+/// `"`; `\\`, the quote, `\t`, `\n`, `\r` escaped; other characters that
+/// Python does not print (controls, separators, format characters) as
+/// `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
+///
+/// ```
+/// assert_eq!(muse_store::python_repr("a\tb"), "'a\\tb'");
+/// assert_eq!(muse_store::python_repr("it's"), "\"it's\"");
+/// ```
+#[must_use]
+pub fn python_repr(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if !python_printable(c) => {
+                use std::fmt::Write as _;
+                let n = u32::from(c);
+                let _ = if n < 0x100 {
+                    write!(out, "\\x{n:02x}")
+                } else if n < 0x1_0000 {
+                    write!(out, "\\u{n:04x}")
+                } else {
+                    write!(out, "\\U{n:08x}")
+                };
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Python's `str.isprintable()` for one character, for the characters a
+/// name is likely to hold: controls, the non-space separators and the
+/// common format characters are not printable.
+fn python_printable(c: char) -> bool {
+    !(c.is_control()
+        || matches!(
+            c,
+            '\u{a0}'
+                | '\u{ad}'
+                | '\u{1680}'
+                | '\u{2000}'..='\u{200f}'
+                | '\u{2028}'..='\u{202f}'
+                | '\u{205f}'..='\u{2064}'
+                | '\u{3000}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        ))
+}
+
+/// The rules Muse applies, and no `.` component.
 fn check_muse(name: &str) -> Result<(), InvalidName> {
+    check_reference(name)?;
+    if name.split('/').any(|c| c == ".") {
+        return Err(refuse(
+            name,
+            "it has a '.' component (the same file as the name without it)",
+        ));
+    }
+    Ok(())
+}
+
+/// The rules the reference implementation applies (`validate_branch_name`).
+fn check_reference(name: &str) -> Result<(), InvalidName> {
     if name.is_empty() {
         return Err(refuse(name, "it is empty"));
     }
@@ -179,11 +311,55 @@ mod tests {
 
     #[test]
     fn stored_names_use_muse_rules_only() {
-        assert!(
-            BranchName::from_stored("a b").is_ok(),
-            "Muse accepts spaces"
+        for name in [
+            "a b",
+            "topic.lock",
+            "x/y.lock",
+            "@",
+            "a~b^c:d?e*[f",
+            "HEAD",
+            "x/.y",
+            "ünï",
+            "-dash",
+            "@{u}",
+            "del\u{7f}char",
+        ] {
+            assert!(
+                BranchName::from_stored(name).is_ok(),
+                "Muse accepts {name:?}"
+            );
+            assert_eq!(BranchName::refusal(name), None, "{name:?}");
+        }
+        for name in ["../x", "a//b", "a/./b", "/x", "x/", ".x", "x.", "a\\b"] {
+            assert!(BranchName::from_stored(name).is_err(), "{name:?} refused");
+            assert!(BranchName::refusal(name).is_some(), "{name:?} explained");
+        }
+    }
+
+    #[test]
+    fn refusals_in_the_reference_words() {
+        assert_eq!(
+            BranchName::refusal(&"x".repeat(256)).as_deref(),
+            Some("Branch name too long (256 chars); maximum is 255.")
         );
-        assert!(BranchName::from_stored("../x").is_err());
-        assert!(BranchName::from_stored("a//b").is_err());
+        assert_eq!(
+            BranchName::refusal("back\\slash").as_deref(),
+            Some(
+                "Branch name 'back\\\\slash' contains forbidden characters (path separators, null bytes, or consecutive dots)."
+            )
+        );
+        assert_eq!(
+            BranchName::refusal("nl\nname").as_deref(),
+            Some(
+                "Branch name 'nl\\nname' contains forbidden characters (path separators, null bytes, or consecutive dots)."
+            )
+        );
+        assert!(
+            BranchName::refusal("a/./b").is_some_and(|m| m.contains("'.' component")),
+            "this project's own rule is worded as its own"
+        );
+        assert_eq!(python_repr("it's"), "\"it's\"");
+        assert_eq!(python_repr("a'\"b"), "'a\\'\"b'");
+        assert_eq!(python_repr("\u{7f}\u{1}é"), "'\\x7f\\x01é'");
     }
 }

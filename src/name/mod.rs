@@ -8,14 +8,38 @@
 //! its constructor, which names the rule a refused name breaks.
 
 mod branch;
+mod glob;
 mod remote;
 mod session;
 
-pub use branch::BranchName;
+pub use branch::{BranchName, python_repr};
+pub use glob::{Glob, fnmatch};
 pub use remote::validate_remote_name;
 pub use session::SessionId;
 
 use crate::error::InvalidName;
+
+/// Checks text from outside that becomes one path component (a repository
+/// id naming `tags/<repo_id>/`, a remote naming `remotes/<remote>/`, a tag
+/// file's name): not empty, at most 255 bytes, not `.` or `..`, no `/`,
+/// `\` or NUL.
+pub(crate) fn check_component(what: &'static str, name: &str) -> Result<(), InvalidName> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 255 {
+        Some("it is longer than 255 bytes")
+    } else if name == "." || name == ".." {
+        Some("it is '.' or '..'")
+    } else if name.contains(['/', '\\', '\0']) {
+        Some("it contains '/', '\\' or NUL")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(InvalidName::new(what, name, reason)),
+        None => Ok(()),
+    }
+}
 
 /// Checks a name that is stored in a file or becomes a path component: not
 /// empty, at most 255 bytes, no control characters.

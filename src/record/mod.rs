@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use commit::{CommitRecord, commit_id};
+pub use json::{JsonStyle, python_json};
 pub use snapshot::{SnapshotRecord, snapshot_id};
 
 use crate::durable::{DurableWriter, TempKind};

@@ -45,6 +45,20 @@ impl SnapshotRecord {
     pub fn computed_id(&self) -> ObjectId {
         snapshot_id(&self.manifest)
     }
+
+    /// The manifest entries in the order Muse writes them (its working-tree
+    /// walk: each directory's files, sorted, before its subdirectories,
+    /// sorted), which is also the order of every snapshot record Muse wrote.
+    #[must_use]
+    pub fn walk_ordered(&self) -> Vec<(&str, &ObjectId)> {
+        let mut entries: Vec<(&str, &ObjectId)> = self
+            .manifest
+            .iter()
+            .map(|(path, id)| (path.as_str(), id))
+            .collect();
+        entries.sort_by(|a, b| walk_order(a.0, b.0));
+        entries
+    }
 }
 
 /// `sha256(NUL.join(sorted(path + NUL + oid)))`, sorted by the UTF-8 bytes of

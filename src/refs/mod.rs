@@ -14,6 +14,8 @@
 
 mod journal;
 mod reflog;
+mod remote;
+mod tag;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -25,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use journal::Journal;
 pub use reflog::{Reflog, ReflogEntry};
+pub use remote::RemoteRef;
+pub use tag::{TagRecord, TagStore};
 
 use crate::clock::Timestamp;
 use crate::durable::{

@@ -4,9 +4,22 @@
 //! `<old_id> <new_id> <author> <unix_seconds> <+HHMM>\t<operation>`, with 64
 //! zeros for "no predecessor".
 //!
-//! Invariants: lines are appended through the durable writer (append, then
-//! fsync); a torn last line left by a crash is ignored by [`read`] and cut off
-//! before the next append, so it never corrupts a later line.
+//! The reference implementation writes a commit message raw into the
+//! operation, so one of its entries may span several physical lines
+//! (REFERENCE.md section 8: its c2 entry in the fixture takes five). Readers
+//! take a line that is no entry as the continuation of the entry before it,
+//! so the message reads back whole, unless it cannot be the reference's
+//! text: a line before any entry, a line that starts like an entry (two ids)
+//! but does not parse, a line that is not UTF-8 or holds a control
+//! character the reference strips (C0 other than tab, DEL, C1). Those are
+//! malformed.
+//!
+//! Invariants: this project writes one physical line per entry (the
+//! operation's first line, tabs and carriage returns made spaces, as git
+//! does), so a torn tail stays one line; lines are appended through the
+//! durable writer (append, then fsync); a torn last line left by a crash is
+//! ignored by [`read`] and cut off before the next append, so it never
+//! corrupts a later line.
 
 use std::io;
 use std::path::Path;
@@ -33,32 +46,30 @@ pub struct ReflogEntry {
 }
 
 impl ReflogEntry {
-    /// The line as stored, without its newline. Tabs and line breaks in the
-    /// operation and whitespace in the author are replaced so the line stays
-    /// one parseable record.
+    /// The line as stored, without its newline: one physical line whatever
+    /// the entry holds. The operation keeps its first line only (a commit
+    /// message's subject, as git does); tabs and carriage returns become
+    /// spaces and other control characters are dropped, in the operation
+    /// and in the author (whose spaces stay, as the reference writes them:
+    /// `Ann Example <ann@example.com>`).
     #[must_use]
     pub fn to_line(&self) -> String {
-        let author: String = self
-            .author
-            .chars()
-            .map(|c| if c.is_whitespace() { '_' } else { c })
-            .collect();
-        let author = if author.is_empty() {
+        let clean = |text: &str| -> String {
+            text.chars()
+                .filter_map(|c| match c {
+                    '\t' | '\r' => Some(' '),
+                    c if c.is_control() => None,
+                    c => Some(c),
+                })
+                .collect()
+        };
+        let author = clean(self.author.lines().next().unwrap_or_default());
+        let author = if author.trim().is_empty() {
             "unknown".to_owned()
         } else {
             author
         };
-        let operation: String = self
-            .operation
-            .chars()
-            .map(|c| {
-                if matches!(c, '\n' | '\r' | '\t') {
-                    ' '
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let operation = clean(self.operation.lines().next().unwrap_or_default());
         format!(
             "{} {} {} {} {}\t{}",
             self.old, self.new, author, self.unix_seconds, self.tz, operation
@@ -130,12 +141,35 @@ fn read(path: &Path) -> Result<Reflog> {
         return Ok(log);
     };
     for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-        match std::str::from_utf8(line).ok().and_then(ReflogEntry::parse) {
-            Some(entry) => log.entries.push(entry),
-            None => log.malformed.push(i + 1),
+        let text = std::str::from_utf8(line).ok();
+        if let Some(entry) = text.and_then(ReflogEntry::parse) {
+            log.entries.push(entry);
+            continue;
+        }
+        match (text, log.entries.last_mut()) {
+            (Some(text), Some(previous)) if is_continuation(text) => {
+                previous.operation.push('\n');
+                previous.operation.push_str(text);
+            }
+            _ => log.malformed.push(i + 1),
         }
     }
     Ok(log)
+}
+
+/// Whether `line` (which is no entry) can be a line of a message the
+/// reference wrote raw into the entry before it: it does not start like an
+/// entry (two ids and a space) and holds no character the reference strips
+/// from messages (C0 controls other than tab, DEL, C1 controls).
+fn is_continuation(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    let hex = |b: &[u8]| b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let starts_like_entry = bytes.len() > 130
+        && hex(&bytes[..64])
+        && bytes[64] == b' '
+        && hex(&bytes[65..129])
+        && bytes[129] == b' ';
+    !starts_like_entry && !line.chars().any(|c| c != '\t' && c.is_control())
 }
 
 /// Appends `entry` to the reflog at `path`, durably.
@@ -158,6 +192,51 @@ mod tests {
         assert_eq!(entry.to_line(), line);
         assert!(ReflogEntry::parse("garbage").is_none());
         assert!(ReflogEntry::parse(&line[..100]).is_none());
+    }
+
+    #[test]
+    fn multi_line_entries_read_whole_and_write_one_line() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("HEAD");
+        let zeros = ObjectId::ZERO;
+        let a = ObjectId::hash(b"a");
+        let message = "commit: c2: subject\n\nBody: \u{fc}\n\ttabbed line\n";
+        let text = format!(
+            "{zeros} {a} Ann Example <ann@example.com> 1767225780 +0000\t{message}\n{a} {a} user 1 +0000\tcheckout: x\n"
+        );
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test plants a reference-written log"
+        )]
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+        let log = read(&path)?;
+        assert!(log.malformed.is_empty(), "{:?}", log.malformed);
+        assert_eq!(log.entries.len(), 2);
+        assert_eq!(log.entries[0].operation, message, "the whole message");
+        assert_eq!(log.entries[0].author, "Ann Example <ann@example.com>");
+        assert_eq!(log.entries[1].operation, "checkout: x");
+        let line = log.entries[0].to_line();
+        assert!(!line.contains('\n'), "one physical line: {line:?}");
+        assert!(line.ends_with("\tcommit: c2: subject"), "{line:?}");
+        assert!(line.contains(" Ann Example <ann@example.com> "), "{line:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn lines_that_cannot_be_a_message_are_malformed() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("HEAD");
+        let a = ObjectId::hash(b"a");
+        let text = format!(
+            "before any entry\n{a} {a} me 1 +0000\tcommit: x\nbody line\n{a} {a} me x +0000\tbad seconds\nnul\u{0}here\n"
+        );
+        #[expect(clippy::disallowed_methods, reason = "test plants a damaged log")]
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+        let log = read(&path)?;
+        assert_eq!(log.malformed, vec![1, 4, 5]);
+        assert_eq!(log.entries.len(), 1);
+        assert_eq!(log.entries[0].operation, "commit: x\nbody line");
+        Ok(())
     }
 
     #[test]

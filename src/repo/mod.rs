@@ -14,6 +14,7 @@
 
 mod commit;
 mod config;
+mod domain;
 mod recovery;
 
 use std::io;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use commit::{CommitOutcome, NewCommit};
 
 pub use config::{Config, Remote};
+pub use domain::{DomainInfo, REGISTERED_DOMAINS};
 pub use recovery::{DEFAULT_TEMP_GRACE, RecoveryReport};
 
 use crate::clock::Timestamp;
@@ -37,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, Shards};
 use crate::layout::{Layout, MUSE_DIR};
 use crate::record::RecordStore;
-use crate::refs::RefStore;
+use crate::refs::{RefStore, TagStore};
 use crate::store::ObjectStore;
 
 /// The schema version this implementation writes into `repo.json`.
@@ -489,6 +491,16 @@ impl Repository {
     /// `repo.json`, as read at open.
     pub fn info(&self) -> Result<&RepoInfo> {
         self.info.get()
+    }
+
+    /// The tags (`tags/<repo_id>/`, the reference's tag records). Fails when
+    /// `repo.json` cannot be read or its id cannot name a directory.
+    pub fn tags(&self) -> Result<TagStore> {
+        TagStore::new(
+            self.layout.clone(),
+            self.writer.clone(),
+            &self.info()?.repo_id,
+        )
     }
 
     /// `config.toml`, as read at open (or at the last

@@ -5,8 +5,11 @@
 //! - only regular files are taken; symlinks are skipped and never followed
 //!   (a symlink to a directory is not entered, and files are opened with
 //!   `O_NOFOLLOW` so one swapped in after the walk is refused, not read);
-//! - the directories and files FORMAT.md lists are never taken, whatever
-//!   `.museignore` says; `.museignore` itself is always taken;
+//! - the directories FORMAT.md lists are never entered, whatever
+//!   `.museignore` says; every file is tested against the built-in patterns
+//!   then the `.museignore` ones, the last match deciding (the reference's
+//!   rule, so a user's `!.env` does bring `.env` back, and a pattern may
+//!   leave out `.museignore` itself);
 //! - paths are POSIX, relative, UTF-8; a name that is not UTF-8 is an error
 //!   naming it, never a lossy conversion;
 //! - each file is read once: files under 1 MiB are read into a per-worker
@@ -16,6 +19,7 @@
 //! Extension: this project's own temp files (`.restore-tmp-*`, left by a
 //! crashed restore) are never taken.
 
+mod attributes;
 mod ignore;
 #[expect(dead_code, reason = "wired into status, commit and checkout next")]
 mod stat_cache;
@@ -28,7 +32,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-pub use ignore::{IgnoreRules, MUSEIGNORE};
+pub use attributes::{AttributeRule, Attributes, MUSEATTRIBUTES, STRATEGIES};
+pub use ignore::{BUILTIN_PATTERNS, IgnoreMatch, IgnoreRules, IgnoreWarning, MUSEIGNORE};
 
 use crate::clock::Timestamp;
 use crate::durable::{RESTORE_TMP_PREFIX, WriteBatch};
@@ -43,8 +48,9 @@ use crate::store::{ObjectStore, hash_stream};
 /// streamed.
 pub(crate) const SMALL_FILE: u64 = 1024 * 1024;
 
-/// Directories never entered, at any depth.
-pub(crate) const SKIPPED_DIRS: &[&str] = &[
+/// The directories a snapshot walk never enters, at any depth, whatever
+/// `.museignore` says (the reference's list).
+pub const BUILTIN_SKIPPED_DIRS: &[&str] = &[
     ".muse",
     ".git",
     "node_modules",
@@ -60,19 +66,82 @@ pub(crate) const SKIPPED_DIRS: &[&str] = &[
     "htmlcov",
     "dist",
     "build",
+    ".eggs",
+    ".DS_Store",
 ];
 
-/// Whether a file with this name is never taken (secrets and OS litter:
-/// `.env`, `.env.*`, `.envrc`, `*.pem`, `*.key`, `*.p12`, `*.pfx`,
-/// `.DS_Store`, `Thumbs.db`), whatever the ignore file says.
+/// What a walk of the working tree left out, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Exclusions {
+    /// Directories not entered because their name is on the built-in list
+    /// ([`BUILTIN_SKIPPED_DIRS`]), as relative paths.
+    pub builtin_dirs: Vec<String>,
+    /// Files left out by a built-in pattern ([`BUILTIN_PATTERNS`]), with
+    /// the pattern.
+    pub builtin_files: Vec<(String, String)>,
+    /// Symlinks (never taken, never followed).
+    pub symlinks: Vec<String>,
+    /// Files left out by a `.museignore` pattern.
+    pub museignore_files: usize,
+    /// Directories not entered because `.museignore` leaves out everything
+    /// below them.
+    pub museignore_dirs: usize,
+}
+
+impl Exclusions {
+    /// How many paths the built-in rules left out (directories, files and
+    /// symlinks), the count `muse status` reports.
+    #[must_use]
+    pub fn builtin_total(&self) -> usize {
+        self.builtin_dirs.len() + self.builtin_files.len() + self.symlinks.len()
+    }
+}
+
+/// Why a path is or is not in a snapshot of the working tree.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PathVerdict {
+    /// The `.museignore` pattern that ignores it (`None`: none does, or a
+    /// `!` pattern brought it back): what the reference's `check-ignore`
+    /// reports.
+    pub museignore: Option<String>,
+    /// The built-in rule that leaves it out, if one does: a skipped
+    /// directory above it (`build/`), a built-in pattern the `.museignore`
+    /// does not override (`.env`), or `symlink`.
+    pub builtin: Option<String>,
+    /// Whether a snapshot takes it (were it a regular file).
+    pub in_snapshot: bool,
+}
+
+/// Explains `rel` (a relative POSIX path, which need not exist) against the
+/// `.museignore` rules `rules` and the built-in ones, as a snapshot of
+/// `work_tree` would decide it.
 #[must_use]
-pub(crate) fn is_always_excluded(name: &str) -> bool {
-    matches!(name, ".env" | ".envrc" | ".DS_Store" | "Thumbs.db")
-        || name.starts_with(".env.")
-        || [".pem", ".key", ".p12", ".pfx"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
-        || name.starts_with(RESTORE_TMP_PREFIX)
+pub fn explain_path(work_tree: &Path, rules: &IgnoreRules, rel: &str) -> PathVerdict {
+    let museignore = rules
+        .decide(rel)
+        .filter(|m| m.ignores)
+        .map(|m| m.pattern.to_owned());
+    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    let skipped_dir = parts
+        .split_last()
+        .and_then(|(_, dirs)| dirs.iter().find(|d| BUILTIN_SKIPPED_DIRS.contains(d)));
+    let full = rules.with_builtins();
+    let decided = full.decide(rel);
+    let builtin = if let Some(dir) = skipped_dir {
+        Some(format!("{dir}/"))
+    } else if let Some(m) = decided.filter(|m| m.builtin && m.ignores) {
+        Some(m.pattern.to_owned())
+    } else if std::fs::symlink_metadata(work_tree.join(rel)).is_ok_and(|m| m.is_symlink()) {
+        Some("symlink".to_owned())
+    } else {
+        None
+    };
+    let in_snapshot = builtin.is_none() && !decided.is_some_and(|m| m.ignores);
+    PathVerdict {
+        museignore,
+        builtin,
+        in_snapshot,
+    }
 }
 
 /// The ignore rules of `repo`: its `.museignore` for the domain named in
@@ -82,21 +151,48 @@ pub(crate) fn load_ignore(repo: &Repository) -> Result<IgnoreRules> {
 }
 
 /// Lists the files a snapshot of `work_tree` takes, as (POSIX relative path,
-/// absolute path), sorted by path. Reads directories only, no file content.
+/// absolute path), sorted by path. `ignore` holds the `.museignore` rules;
+/// the built-in patterns go before them. Reads directories only, no file
+/// content.
 pub(crate) fn scan_tree(work_tree: &Path, ignore: &IgnoreRules) -> Result<Vec<(String, PathBuf)>> {
+    Ok(scan_tree_reporting(work_tree, ignore)?.0)
+}
+
+/// [`scan_tree`], also reporting what was left out.
+pub(crate) fn scan_tree_reporting(
+    work_tree: &Path,
+    ignore: &IgnoreRules,
+) -> Result<(Vec<(String, PathBuf)>, Exclusions)> {
     let mut out = Vec::new();
-    let prune = !ignore.has_negations();
-    walk(work_tree, "", ignore, prune, &mut out)?;
+    let mut excluded = Exclusions::default();
+    walk(
+        work_tree,
+        "",
+        &ignore.with_builtins(),
+        &mut out,
+        &mut excluded,
+    )?;
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    Ok((out, excluded))
+}
+
+/// The manifest of `repo`'s working tree as it is now (writing nothing),
+/// what the walk left out, and the `.museignore` rules it used: what
+/// `muse status` shows.
+pub(crate) fn worktree_manifest_reporting(
+    repo: &Repository,
+) -> Result<(BTreeMap<String, ObjectId>, Exclusions, IgnoreRules)> {
+    let rules = load_ignore(repo)?;
+    let (files, excluded) = scan_tree_reporting(repo.work_tree(), &rules)?;
+    Ok((hash_tree(&files)?, excluded, rules))
 }
 
 fn walk(
     dir: &Path,
     prefix: &str,
-    ignore: &IgnoreRules,
-    prune: bool,
+    rules: &IgnoreRules,
     out: &mut Vec<(String, PathBuf)>,
+    excluded: &mut Exclusions,
 ) -> Result<()> {
     let entries = fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
     for entry in entries {
@@ -105,9 +201,6 @@ fn walk(
         let kind = entry
             .file_type()
             .map_err(|e| Error::io("stat", entry.path(), e))?;
-        if kind.is_symlink() {
-            continue;
-        }
         let os_name = entry.file_name();
         let Some(name) = os_name.to_str() else {
             return Err(Error::Input {
@@ -120,17 +213,32 @@ fn walk(
         } else {
             format!("{prefix}/{name}")
         };
-        if kind.is_dir() {
-            if SKIPPED_DIRS.contains(&name) || (prune && ignore.is_ignored(&rel, true)) {
-                continue;
+        if kind.is_symlink() {
+            excluded.symlinks.push(rel);
+        } else if kind.is_dir() {
+            if BUILTIN_SKIPPED_DIRS.contains(&name) {
+                // The repository's own `.muse/` is not something left out.
+                if rel != crate::layout::MUSE_DIR {
+                    excluded.builtin_dirs.push(rel);
+                }
+            } else if rules.ignores_everything_below(&rel) {
+                excluded.museignore_dirs += 1;
+            } else {
+                walk(&entry.path(), &rel, rules, out, excluded)?;
             }
-            walk(&entry.path(), &rel, ignore, prune, out)?;
         } else if kind.is_file() {
-            let is_root_museignore = rel == MUSEIGNORE;
-            if is_always_excluded(name) || (!is_root_museignore && ignore.is_ignored(&rel, false)) {
+            // This project's own temp files (a crashed restore) are never
+            // content.
+            if name.starts_with(RESTORE_TMP_PREFIX) {
                 continue;
             }
-            out.push((rel, entry.path()));
+            match rules.decide(&rel) {
+                Some(m) if m.ignores && m.builtin => {
+                    excluded.builtin_files.push((rel, m.pattern.to_owned()));
+                }
+                Some(m) if m.ignores => excluded.museignore_files += 1,
+                _ => out.push((rel, entry.path())),
+            }
         }
         // Sockets, FIFOs and devices are not content.
     }

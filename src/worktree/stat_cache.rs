@@ -83,7 +83,7 @@ impl StatCache {
     /// there is none, or it is damaged, of another version or of another
     /// repository.
     pub(crate) fn load(layout: &Layout, repo_id: &str) -> Self {
-        let Ok(bytes) = std::fs::read(layout.stat_cache()) else {
+        let Ok(bytes) = std::fs::read(layout.muse_stat_cache()) else {
             return Self::default();
         };
         Self::decode(&bytes, repo_id).unwrap_or_else(|| {
@@ -160,7 +160,7 @@ impl StatCache {
         layout: &Layout,
         repo_id: &str,
     ) -> Result<()> {
-        let path = layout.stat_cache();
+        let path = layout.muse_stat_cache();
         let mut staged = writer.stage(&path, TempKind::State)?;
         let created = std::fs::symlink_metadata(staged.temp_path())
             .map_err(|e| Error::io("stat", staged.temp_path(), e))?;
@@ -249,7 +249,7 @@ mod tests {
             ObjectId::EMPTY,
         );
         cache.save(repo.writer(), repo.layout(), "r")?;
-        let path = repo.layout().stat_cache();
+        let path = repo.layout().muse_stat_cache();
         let mut bytes = std::fs::read(&path)?;
         for cut in [0, 1, 31, 32, bytes.len() - 1] {
             std::fs::write(&path, &bytes[..cut])?;

@@ -187,17 +187,34 @@ fn never_taken_dirs_and_files() -> TestResult {
         "htmlcov/index.html",
         "dist/pkg.whl",
         "build/out.o",
+        "sub/.eggs/x",
+        "deep/x/dist/y",
         "nested/.muse/repo.json",
         ".restore-tmp-0123",
     ] {
         put(root, rel, b"x")?;
     }
+    put(root, "d/.DS_Store/inside", b"x")?;
     let files = scan_tree(root, &IgnoreRules::default())?;
     let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(paths, ["keep.txt", "sub/keep.rs"]);
-    // Even a negation cannot bring them back.
-    let files = scan_tree(root, &IgnoreRules::new(["!.env", "!build/out.o"]))?;
-    assert_eq!(files.len(), 2, "{files:?}");
+    // As in the reference, a later negation brings back a file a built-in
+    // pattern left out, but never a file in a directory the walk skips.
+    let files = scan_tree(root, &IgnoreRules::new(["!.env", "!build/out.o", "!*.pem"]))?;
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, [".env", "a/server.pem", "keep.txt", "sub/keep.rs"]);
+    let (_, excluded) = super::scan_tree_reporting(root, &IgnoreRules::default())?;
+    assert_eq!(
+        excluded.builtin_files.len(),
+        9,
+        "secrets and OS litter: {excluded:?}"
+    );
+    assert!(
+        excluded.builtin_dirs.contains(&"deep/x/dist".to_owned())
+            && excluded.builtin_dirs.contains(&"sub/.eggs".to_owned())
+            && excluded.builtin_dirs.contains(&"d/.DS_Store".to_owned()),
+        "{excluded:?}"
+    );
     Ok(())
 }
 
@@ -241,7 +258,8 @@ patterns = ["*.wav"]
     assert_eq!(
         keys(&manifest),
         [
-            ".museignore",
+            "docs/a/b/c.tmp",
+            "docs/c.tmp",
             "docs/keep.md",
             "keep.log",
             "out/wanted.bin",
@@ -249,7 +267,8 @@ patterns = ["*.wav"]
             "sub/target",
             "sub/top.txt",
         ],
-        "the root .museignore is always tracked; target/ is a directory rule"
+        "the reference's rules: '**' is one component, a pattern may leave out \
+         .museignore itself, target/ is a directory rule"
     );
     Ok(())
 }

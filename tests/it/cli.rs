@@ -74,8 +74,6 @@ fn bad_ids_are_refused_with_exit_1_naming_them() -> TestResult {
         for command in [
             vec!["cat-object", id.as_str()],
             vec!["cat-object", id.as_str(), "-f", "info"],
-            vec!["verify-object", id.as_str()],
-            vec!["verify-object", good.as_str(), id.as_str()],
         ] {
             let mut args = vec!["-C", path.as_str(), "plumbing"];
             args.extend(&command);
@@ -86,7 +84,10 @@ fn bad_ids_are_refused_with_exit_1_naming_them() -> TestResult {
                 run.err
             );
             assert!(
-                run.err.contains(&format!("'{id}'")),
+                run.err.contains(&format!(
+                    "Invalid object ID {}",
+                    muse_store::python_repr(&id)
+                )),
                 "{what} id via {command:?}: stderr must name the bad value {id:?}: {:?}",
                 run.err
             );
@@ -94,6 +95,28 @@ fn bad_ids_are_refused_with_exit_1_naming_them() -> TestResult {
                 run.out.is_empty(),
                 "{what} via {command:?}: nothing on stdout, got {:?}",
                 run.stdout()
+            );
+        }
+        // verify-object reports a bad id inside its results, as the
+        // reference does, and fails.
+        for command in [
+            vec!["verify-object", id.as_str()],
+            vec!["verify-object", good.as_str(), id.as_str()],
+        ] {
+            let mut args = vec!["-C", path.as_str(), "plumbing"];
+            args.extend(&command);
+            let run = muse(&args);
+            assert_eq!(run.code, 1, "{what} via {command:?}: exit code");
+            let json = run.json()?;
+            let rows = json["results"].as_array().ok_or("results")?;
+            let row = rows.last().ok_or("a row")?;
+            assert_eq!(row["object_id"], id.as_str(), "{what}: {json}");
+            assert_eq!(row["ok"], false, "{what}: {json}");
+            assert!(
+                row["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(&muse_store::python_repr(&id))),
+                "{what}: the error names the value: {json}"
             );
         }
     }
@@ -358,11 +381,9 @@ fn verify_object_json_text_and_quiet() -> TestResult {
         absent.as_str(),
         "order kept"
     );
-    assert!(
-        json["results"][1]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains(&absent)),
-        "error names the missing id: {json}"
+    assert_eq!(
+        json["results"][1]["error"], "object not found in store",
+        "the reference's words: {json}"
     );
 
     let run = muse(["-C", &path, "plumbing", "verify-object", "-q", &id, &absent]);
@@ -383,12 +404,12 @@ fn verify_object_json_text_and_quiet() -> TestResult {
 }
 
 #[test]
-fn plumbing_outside_a_repository_is_exit_1() -> TestResult {
+fn plumbing_outside_a_repository_is_exit_2() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().to_str().ok_or("path")?;
     let id = ObjectId::hash(b"x").to_string();
     let run = muse(["-C", path, "plumbing", "cat-object", &id]);
-    assert_eq!(run.code, 1, "not a repository is a user error");
+    assert_eq!(run.code, 2, "not a repository is exit 2, as the reference");
     assert!(
         run.err.contains("not a muse repository"),
         "message says so: {:?}",

@@ -379,7 +379,9 @@ fn malformed_reflog_line_is_damage() -> TestResult {
     let (dir, repo, _, _, _) = two_commits()?;
     let log = repo.layout().branch_log(&BranchName::new("main")?);
     let mut bytes = fs::read(&log)?;
-    bytes.extend_from_slice(b"garbage line\n");
+    // Plain text after an entry is a message line the reference wrote raw
+    // (a continuation); a control character it strips from messages is not.
+    bytes.extend_from_slice(b"garbage \x07 line\n");
     fs::write(&log, bytes)?;
     let (code, report) = fsck_cli(dir.path())?;
     assert_eq!(code, 1, "{report}");

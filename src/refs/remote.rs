@@ -1,0 +1,76 @@
+//! Remote-tracking pointers: `.muse/remotes/<remote>/<branch>`, the last
+//! known tip of a branch on a remote, written by the reference's push,
+//! fetch and clone (shared/REFERENCE.md section 3): the id, 64 hex, no
+//! newline; nested directories for a branch with `/`.
+//!
+//! Invariant: a remote name becomes a path only after the one-component
+//! check, a branch name only as a [`BranchName`], so no pointer path leaves
+//! `remotes/`. This module only reads them (transport writes them).
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use super::RefStore;
+use crate::error::{Error, Result};
+use crate::files;
+use crate::id::ObjectId;
+use crate::name::{BranchName, check_component};
+
+/// One remote-tracking pointer file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRef {
+    /// The remote (`origin`).
+    pub remote: String,
+    /// The branch on it, as the file's path below the remote's directory.
+    pub branch: String,
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl RefStore {
+    /// The commit `remote`'s `branch` was last seen at, if a pointer exists.
+    pub fn remote_tracking(&self, remote: &str, branch: &BranchName) -> Result<Option<ObjectId>> {
+        check_component("remote name", remote)?;
+        let path = self.layout.remote_ref(remote, branch);
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::IsADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        let text = String::from_utf8_lossy(&text);
+        ObjectId::from_hex(text.trim())
+            .map(Some)
+            .map_err(|e| Error::corrupt(path, e.to_string()))
+    }
+
+    /// Every pointer file under `remotes/` (temp files skipped), sorted.
+    pub fn remote_tracking_files(&self) -> Result<Vec<RemoteRef>> {
+        let root = self.layout.remotes_dir();
+        let mut out = Vec::new();
+        for (name, path) in files::ref_files(&root)? {
+            let (remote, branch) = name.split_once('/').unwrap_or((name.as_str(), ""));
+            out.push(RemoteRef {
+                remote: remote.to_owned(),
+                branch: branch.to_owned(),
+                path,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The commit a pointer file holds.
+    pub fn read_remote_ref(&self, remote_ref: &RemoteRef) -> Result<ObjectId> {
+        let path = &remote_ref.path;
+        let text = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        ObjectId::from_hex(String::from_utf8_lossy(&text).trim())
+            .map_err(|e| Error::corrupt(path, e.to_string()))
+    }
+}
