@@ -27,7 +27,8 @@ use crate::refs::{Head, RefState};
 use crate::repo::{CommitOutcome, NewCommit, Repository};
 use crate::state::{MergeState, RebaseState};
 use crate::worktree::{
-    Exclusions, IgnoreWarning, stage_worktree, worktree_manifest, worktree_manifest_reporting,
+    Exclusions, IgnoreWarning, Refresh, stage_worktree, worktree_manifest,
+    worktree_manifest_reporting,
 };
 
 /// Snapshots the working tree and commits it as `spec` says (by default on
@@ -68,7 +69,11 @@ pub fn commit_worktree(
     // Objects, snapshot and commit record share one batch: two barriers for
     // the whole commit, and all of it durable before the branch moves.
     let batch = repo.writer().batch();
-    let manifest = stage_worktree(repo, &batch, progress)?;
+    // The stat cache rides in the same batch; its clock is read before the
+    // walk.
+    let mut refresh = Refresh::writing(batch.writer(), repo.layout(), &repo.info()?.repo_id);
+    let manifest = stage_worktree(repo, &batch, progress, &mut refresh)?;
+    refresh.finish()?;
     let done = repo.commit_staged(&guard, batch, manifest, &spec)?;
     if merge.is_some() {
         MergeState::clear(repo)?;

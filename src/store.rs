@@ -117,6 +117,23 @@ impl ObjectStore {
         fs::symlink_metadata(self.path(id)).is_ok_and(|m| m.is_file())
     }
 
+    /// Whether `id` is stored as a file of `len` bytes, so a writer may name
+    /// it without storing it again (its content is not re-hashed: reads
+    /// verify it, and fsck does). The caller holds the write guard, so gc
+    /// cannot remove it before the ref that names it moves.
+    pub fn holds(&self, id: &ObjectId, len: u64) -> Result<bool> {
+        let path = self.path(id);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() && meta.len() == len => {
+                self.writer.confirm_durable(&path)?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("stat object", path, e)),
+        }
+    }
+
     /// Opens the stored file of `id`.
     fn open_file(&self, id: &ObjectId) -> Result<(File, u64, PathBuf)> {
         let path = self.path(id);

@@ -477,6 +477,20 @@ impl Repository {
         self.refs.lock_worktree()
     }
 
+    /// The working-tree lock if nobody holds it right now; `None` when it is
+    /// held or cannot be taken (a read-only repository). For readers that
+    /// write a hint (the stat cache) only when nobody else could be
+    /// changing the tree through this repository.
+    pub(crate) fn try_lock_worktree(&self) -> Option<FileLock> {
+        match FileLock::try_acquire(&self.layout.worktree_lock()) {
+            Ok(lock) => lock,
+            Err(e) => {
+                log::debug!("working-tree lock not taken: {e}");
+                None
+            }
+        }
+    }
+
     /// Holds off `gc`: a shared lock on `.muse/locks/gc`, which gc
     /// takes exclusively while it marks and sweeps. Hold it from the first
     /// object or record written until the ref that names them has moved

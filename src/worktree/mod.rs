@@ -21,8 +21,9 @@
 
 mod attributes;
 mod ignore;
-#[expect(dead_code, reason = "wired into status, commit and checkout next")]
 mod stat_cache;
+
+pub(crate) use stat_cache::{FileStat, Refresh};
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -176,15 +177,27 @@ pub(crate) fn scan_tree_reporting(
     Ok((out, excluded))
 }
 
-/// The manifest of `repo`'s working tree as it is now (writing nothing),
-/// what the walk left out, and the `.museignore` rules it used: what
-/// `muse status` shows.
+/// The manifest of `repo`'s working tree as it is now (writing nothing but
+/// the stat cache), what the walk left out, and the `.museignore` rules it
+/// used: what `muse status` shows.
 pub(crate) fn worktree_manifest_reporting(
     repo: &Repository,
 ) -> Result<(BTreeMap<String, ObjectId>, Exclusions, IgnoreRules)> {
     let rules = load_ignore(repo)?;
+    // A reader never waits: the cache is saved only when the working-tree
+    // lock is free right now, and used for lookups either way.
+    let lock = repo.try_lock_worktree();
+    let repo_id = &repo.info()?.repo_id;
+    let mut refresh = match &lock {
+        Some(_) => Refresh::writing(repo.writer(), repo.layout(), repo_id),
+        None => Refresh::lookups_only(repo.layout(), repo_id),
+    };
     let (files, excluded) = scan_tree_reporting(repo.work_tree(), &rules)?;
-    Ok((hash_tree(&files)?, excluded, rules))
+    let manifest = build_manifest(&files, None, &NoProgress, Some(&mut refresh))?;
+    if let Err(e) = refresh.finish() {
+        log::debug!("could not save the stat cache: {e}");
+    }
+    Ok((manifest, excluded, rules))
 }
 
 fn walk(
@@ -247,7 +260,7 @@ fn walk(
 
 /// Opens a working-tree file for reading without following a symlink, and
 /// checks it is still a regular file.
-fn open_regular(path: &Path) -> Result<(File, u64)> {
+fn open_regular(path: &Path) -> Result<(File, fs::Metadata)> {
     #[expect(
         clippy::disallowed_methods,
         reason = "read-only open; OpenOptions is the only way to pass O_NOFOLLOW"
@@ -268,15 +281,21 @@ fn open_regular(path: &Path) -> Result<(File, u64)> {
             path: path.to_path_buf(),
         });
     }
-    Ok((file, meta.len()))
+    Ok((file, meta))
 }
 
-/// The id of one file, stored in `store` when given. `buf` is the worker's
-/// reusable buffer for small files.
-fn file_id(path: &Path, buf: &mut Vec<u8>, store: Option<&ObjectStore>) -> Result<ObjectId> {
-    let (mut file, len) = open_regular(path)?;
+/// The id of one file, stored in `store` when given, and the file's stat
+/// data as its open descriptor reported it before the content was read.
+/// `buf` is the worker's reusable buffer for small files.
+fn file_id(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    store: Option<&ObjectStore>,
+) -> Result<(ObjectId, FileStat)> {
+    let (mut file, meta) = open_regular(path)?;
+    let stat = FileStat::of(&meta);
     buf.clear();
-    if len < SMALL_FILE {
+    if meta.len() < SMALL_FILE {
         // Read at most one byte past the limit: a file that grew since the
         // stat is streamed instead of filling memory.
         (&mut file)
@@ -284,10 +303,11 @@ fn file_id(path: &Path, buf: &mut Vec<u8>, store: Option<&ObjectStore>) -> Resul
             .read_to_end(buf)
             .map_err(|e| Error::io("read", path, e))?;
         if (buf.len() as u64) <= SMALL_FILE {
-            return match store {
-                Some(store) => Ok(store.write(buf)?.0),
-                None => Ok(ObjectId::hash(buf)),
+            let id = match store {
+                Some(store) => store.write(buf)?.0,
+                None => ObjectId::hash(buf),
             };
+            return Ok((id, stat));
         }
     }
     if let Some(store) = store {
@@ -298,19 +318,50 @@ fn file_id(path: &Path, buf: &mut Vec<u8>, store: Option<&ObjectStore>) -> Resul
             .metadata()
             .map_err(|e| Error::io("stat", path, e))?
             .len();
-        return Ok(store.write_from_file(&mut file, len, path)?.0);
+        return Ok((store.write_from_file(&mut file, len, path)?.0, stat));
     }
     // Whatever was already read, then the rest: the file is read once.
     let (id, _) = hash_stream(&mut buf.as_slice().chain(&mut file), path, "read")?;
-    Ok(id)
+    Ok((id, stat))
+}
+
+/// The id of one file from the stat cache when its stat data proves it
+/// unchanged (and, when storing, its object is already stored), or else
+/// read from the file; the stat data is returned on a miss, for the cache.
+fn cached_or_read(
+    rel: &str,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    store: Option<&ObjectStore>,
+    cache: Option<&stat_cache::StatCache>,
+) -> Result<(ObjectId, Option<FileStat>)> {
+    if let Some(cache) = cache
+        && let Ok(meta) = fs::symlink_metadata(path)
+        && meta.is_file()
+    {
+        let stat = FileStat::of(&meta);
+        if let Some(id) = cache.lookup(rel, &stat) {
+            let reusable = match store {
+                None => true,
+                Some(store) => store.holds(&id, stat.size())?,
+            };
+            if reusable {
+                return Ok((id, None));
+            }
+        }
+    }
+    let (id, stat) = file_id(path, buf, store)?;
+    Ok((id, Some(stat)))
 }
 
 /// Hashes (and with `store`, stores) every file in parallel and builds the
-/// manifest.
+/// manifest, taking unchanged files' ids from `refresh`'s cache and
+/// recording the others in it.
 fn build_manifest(
     files: &[(String, PathBuf)],
     store: Option<&ObjectStore>,
     progress: &dyn Progress,
+    refresh: Option<&mut Refresh<'_>>,
 ) -> Result<BTreeMap<String, ObjectId>> {
     progress.start(
         if store.is_some() {
@@ -320,22 +371,30 @@ fn build_manifest(
         },
         files.len() as u64,
     );
-    let ids: Vec<ObjectId> = files
+    let cache = refresh.as_ref().map(|r| r.cache());
+    let found: Vec<(ObjectId, Option<FileStat>)> = files
         .par_iter()
-        .map_init(Vec::new, |buf, (_, path)| {
-            let id = file_id(path, buf, store);
+        .map_init(Vec::new, |buf, (rel, path)| {
+            let found = cached_or_read(rel, path, buf, store, cache);
             progress.advance(1);
-            id
+            found
         })
         .collect::<Result<_>>()?;
     progress.finish();
-    Ok(files.iter().map(|(rel, _)| rel.clone()).zip(ids).collect())
+    let (ids, fresh): (Vec<ObjectId>, Vec<Option<FileStat>>) = found.into_iter().unzip();
+    let manifest: BTreeMap<String, ObjectId> =
+        files.iter().map(|(rel, _)| rel.clone()).zip(ids).collect();
+    if let Some(refresh) = refresh {
+        refresh.update(files, fresh, &manifest);
+    }
+    Ok(manifest)
 }
 
 /// The manifest of `files` (from [`scan_tree`]) without writing anything:
-/// what `muse status` compares against a commit.
+/// every file read and hashed.
+#[cfg(test)]
 pub(crate) fn hash_tree(files: &[(String, PathBuf)]) -> Result<BTreeMap<String, ObjectId>> {
-    build_manifest(files, None, &NoProgress)
+    build_manifest(files, None, &NoProgress, None)
 }
 
 /// Stores every file of `files` (from [`scan_tree`]) in `store` and returns
@@ -345,13 +404,13 @@ pub(crate) fn store_tree(
     store: &ObjectStore,
     files: &[(String, PathBuf)],
 ) -> Result<BTreeMap<String, ObjectId>> {
-    build_manifest(files, Some(store), &NoProgress)
+    build_manifest(files, Some(store), &NoProgress, None)
 }
 
-/// The manifest of `repo`'s working tree as it is now, writing nothing.
+/// The manifest of `repo`'s working tree as it is now, writing nothing but
+/// the stat cache (when the working-tree lock is free).
 pub fn worktree_manifest(repo: &Repository) -> Result<BTreeMap<String, ObjectId>> {
-    let files = scan_tree(repo.work_tree(), &load_ignore(repo)?)?;
-    hash_tree(&files)
+    Ok(worktree_manifest_reporting(repo)?.0)
 }
 
 /// Snapshots `repo`'s working tree: stores every file's object, then the
@@ -375,7 +434,9 @@ pub fn worktree_manifest(repo: &Repository) -> Result<BTreeMap<String, ObjectId>
 /// ```
 pub fn snapshot_worktree(repo: &Repository) -> Result<SnapshotRecord> {
     let batch = repo.writer().batch();
-    let manifest = stage_worktree(repo, &batch, &NoProgress)?;
+    // No working-tree lock here: the stat cache is used, not written.
+    let mut refresh = Refresh::lookups_only(repo.layout(), &repo.info()?.repo_id);
+    let manifest = stage_worktree(repo, &batch, &NoProgress, &mut refresh)?;
     let record = SnapshotRecord::new(manifest, Timestamp::now());
     repo.records()
         .with_writer(batch.writer().clone())
@@ -386,15 +447,17 @@ pub fn snapshot_worktree(repo: &Repository) -> Result<SnapshotRecord> {
 
 /// Stores every file of `repo`'s working tree into `batch` (published when
 /// the batch is committed), reporting each file to `progress`, and returns
-/// the manifest.
+/// the manifest. Unchanged files whose objects are stored are taken from
+/// `refresh`'s cache without being read.
 pub(crate) fn stage_worktree(
     repo: &Repository,
     batch: &WriteBatch,
     progress: &dyn Progress,
+    refresh: &mut Refresh<'_>,
 ) -> Result<BTreeMap<String, ObjectId>> {
     let files = scan_tree(repo.work_tree(), &load_ignore(repo)?)?;
     let objects = repo.objects().with_writer(batch.writer().clone());
-    build_manifest(&files, Some(&objects), progress)
+    build_manifest(&files, Some(&objects), progress, Some(refresh))
 }
 
 #[cfg(test)]

@@ -17,8 +17,15 @@
 //!   write has an mtime not older than that moment and is re-hashed, so no
 //!   change is ever missed because the clock did not move;
 //! - "the moment the cache was written" is read off the filesystem's own
-//!   clock (the mtime of the cache's freshly created temp file), the same
-//!   clock that stamps the files it describes.
+//!   clock (the mtime of the cache's temp file, created *before* the walk
+//!   that fills it begins), the same clock that stamps the files it
+//!   describes. An entry's stat data is taken from the open descriptor
+//!   before its content is read, so a file changed during the read has a
+//!   later mtime (no earlier than the walk's start) than the one recorded
+//!   and is a miss next time;
+//! - it is written only by a holder of the working-tree lock (commit,
+//!   checkout, and a status that finds the lock free), through the one
+//!   writer: inside the commit's batch, or as its own durable write.
 
 use std::collections::HashMap;
 use std::fs::Metadata;
@@ -26,7 +33,7 @@ use std::os::unix::fs::MetadataExt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable::{DurableWriter, TempKind};
+use crate::durable::{DurableWriter, Staged, TempKind};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::layout::Layout;
@@ -54,6 +61,11 @@ impl FileStat {
             dev: meta.dev(),
             mode: meta.mode(),
         }
+    }
+
+    /// The file's size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
     }
 }
 
@@ -152,20 +164,45 @@ impl StatCache {
     }
 
     /// Writes the cache through `writer` (a batch's writer makes it part of
-    /// that batch). The write time recorded is the filesystem time of the
-    /// new file's creation, so every entry recorded before is judged by it.
+    /// that batch), judging every entry recorded so far by the moment of
+    /// this call.
+    #[cfg(test)]
     pub(crate) fn save(
         &mut self,
         writer: &DurableWriter,
         layout: &Layout,
         repo_id: &str,
     ) -> Result<()> {
-        let path = layout.muse_stat_cache();
-        let mut staged = writer.stage(&path, TempKind::State)?;
+        let pending = PendingSave::stage(writer, layout)?;
+        pending.finish(self, repo_id)
+    }
+}
+
+/// A cache write begun before the walk it will describe: its temp file
+/// exists, and its creation time is the cache's write time (see the module
+/// docs). Dropped unfinished, it removes the temp file.
+#[derive(Debug)]
+pub(crate) struct PendingSave<'w> {
+    staged: Staged<'w>,
+    written_at: (i64, u32),
+}
+
+impl<'w> PendingSave<'w> {
+    /// Creates the temp file of `layout`'s cache and reads the clock.
+    pub(crate) fn stage(writer: &'w DurableWriter, layout: &Layout) -> Result<Self> {
+        let staged = writer.stage(&layout.muse_stat_cache(), TempKind::State)?;
         let created = std::fs::symlink_metadata(staged.temp_path())
             .map_err(|e| Error::io("stat", staged.temp_path(), e))?;
-        let written_at = FileStat::of(&created).mtime;
-        let mut entries: Vec<(String, FileStat, ObjectId)> = self
+        Ok(Self {
+            staged,
+            written_at: FileStat::of(&created).mtime,
+        })
+    }
+
+    /// Writes `cache` and commits the write (into the writer's batch, if
+    /// it has one).
+    pub(crate) fn finish(mut self, cache: &mut StatCache, repo_id: &str) -> Result<()> {
+        let mut entries: Vec<(String, FileStat, ObjectId)> = cache
             .entries
             .iter()
             .map(|(path, (stat, id))| (path.clone(), *stat, *id))
@@ -175,18 +212,90 @@ impl StatCache {
             magic: MAGIC.to_owned(),
             version: VERSION,
             repo_id: repo_id.to_owned(),
-            written_at,
+            written_at: self.written_at,
             entries,
         };
-        let mut bytes = rmp_serde::to_vec(&disk)
-            .map_err(|e| Error::corrupt(&path, format!("cannot encode the stat cache: {e}")))?;
+        let mut bytes = rmp_serde::to_vec(&disk).map_err(|e| {
+            Error::corrupt(
+                self.staged.target(),
+                format!("cannot encode the stat cache: {e}"),
+            )
+        })?;
         let sum = ObjectId::hash(&bytes);
         bytes.extend_from_slice(sum.as_bytes());
-        staged.write(&bytes)?;
-        staged.commit()?;
-        self.written_at = written_at;
-        self.changed = false;
+        self.staged.write(&bytes)?;
+        self.staged.commit()?;
+        cache.written_at = self.written_at;
+        cache.changed = false;
         Ok(())
+    }
+}
+
+/// The stat cache as one walk of the working tree uses it: lookups from the
+/// cache as loaded, and, when this process may write it (it holds the
+/// working-tree lock and the repository is writable), the pending save
+/// begun before the walk.
+#[derive(Debug)]
+pub(crate) struct Refresh<'w> {
+    cache: StatCache,
+    pending: Option<PendingSave<'w>>,
+    repo_id: String,
+}
+
+impl<'w> Refresh<'w> {
+    /// Lookups only: nothing will be written.
+    pub(crate) fn lookups_only(layout: &Layout, repo_id: &str) -> Self {
+        Self {
+            cache: StatCache::load(layout, repo_id),
+            pending: None,
+            repo_id: repo_id.to_owned(),
+        }
+    }
+
+    /// Lookups, and a save through `writer` at [`Refresh::finish`]. Call it
+    /// before the walk begins (the save's clock is read here). Where the
+    /// temp file cannot be created (a read-only repository) the cache is
+    /// used for lookups only: it is a hint, never a reason to fail.
+    pub(crate) fn writing(writer: &'w DurableWriter, layout: &Layout, repo_id: &str) -> Self {
+        let mut refresh = Self::lookups_only(layout, repo_id);
+        match PendingSave::stage(writer, layout) {
+            Ok(pending) => refresh.pending = Some(pending),
+            Err(e) => log::debug!("the stat cache will not be saved: {e}"),
+        }
+        refresh
+    }
+
+    /// The cache as loaded.
+    pub(crate) fn cache(&self) -> &StatCache {
+        &self.cache
+    }
+
+    /// Records what one walk found: `fresh[i]` is the stat data of
+    /// `files[i]` when its id in `manifest` was read from the file (a
+    /// miss), `None` when the cache supplied it. Paths the walk did not
+    /// see are forgotten.
+    pub(crate) fn update(
+        &mut self,
+        files: &[(String, std::path::PathBuf)],
+        fresh: Vec<Option<FileStat>>,
+        manifest: &std::collections::BTreeMap<String, ObjectId>,
+    ) {
+        for ((rel, _), stat) in files.iter().zip(fresh) {
+            if let (Some(stat), Some(id)) = (stat, manifest.get(rel)) {
+                self.cache.record(rel, stat, *id);
+            }
+        }
+        self.cache.retain(|path| manifest.contains_key(path));
+    }
+
+    /// Saves the cache if it changed and this refresh may write it.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        match self.pending.take() {
+            Some(pending) if self.cache.is_changed() => {
+                pending.finish(&mut self.cache, &self.repo_id)
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -265,6 +374,120 @@ mod tests {
         );
         std::fs::write(&path, b"garbage")?;
         assert_eq!(StatCache::load(repo.layout(), "r").len(), 0, "garbage");
+        Ok(())
+    }
+
+    /// Records `rel` with its real stat data but `id`, and saves the cache
+    /// for repository `repo_id` once the clock has moved past the file's
+    /// mtime (so the entry is not racy).
+    fn plant(repo: &crate::Repository, rel: &str, id: ObjectId, repo_id: &str) -> TestResult {
+        let path = repo.work_tree().join(rel);
+        let stat = FileStat::of(&std::fs::symlink_metadata(&path)?);
+        let mut cache = StatCache::default();
+        cache.record(rel, stat, id);
+        loop {
+            let pending = PendingSave::stage(repo.writer(), repo.layout())?;
+            if stat.mtime < pending.written_at {
+                pending.finish(&mut cache, repo_id)?;
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn status_takes_a_proven_unchanged_file_from_the_cache_without_reading_it() -> TestResult {
+        let (dir, repo) = repo()?;
+        file(dir.path(), "a", b"real content")?;
+        // A wrong id under the file's exact stat data: only a cache hit can
+        // produce it, so this shows hits are used (white-box).
+        let planted = ObjectId::hash(b"not the content");
+        plant(&repo, "a", planted, &repo.info()?.repo_id)?;
+        let manifest = crate::worktree::worktree_manifest(&repo)?;
+        assert_eq!(manifest.get("a"), Some(&planted));
+        Ok(())
+    }
+
+    #[test]
+    fn another_repositorys_cache_is_never_used() -> TestResult {
+        let (dir, repo) = repo()?;
+        file(dir.path(), "a", b"real content")?;
+        plant(
+            &repo,
+            "a",
+            ObjectId::hash(b"not the content"),
+            "another-repo",
+        )?;
+        let manifest = crate::worktree::worktree_manifest(&repo)?;
+        assert_eq!(manifest.get("a"), Some(&ObjectId::hash(b"real content")));
+        Ok(())
+    }
+
+    /// Changes the file at a path behind the cache's back.
+    type Change = dyn Fn(&std::path::Path) -> std::io::Result<()>;
+
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "changes working-tree files behind the cache's back"
+    )]
+    fn any_change_of_stat_data_is_a_miss() -> TestResult {
+        let (dir, repo) = repo()?;
+        let planted = ObjectId::hash(b"not the content");
+        let truth = ObjectId::hash(b"real content");
+        let cases: [(&str, &Change); 3] = [
+            ("touched", &|p| {
+                let f = std::fs::File::options().write(true).open(p)?;
+                f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            }),
+            ("chmod", &|p| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+            }),
+            ("another inode, same size and mtime", &|p| {
+                let old = std::fs::symlink_metadata(p)?;
+                let other = p.with_extension("new");
+                std::fs::write(&other, b"real content")?;
+                let f = std::fs::File::options().write(true).open(&other)?;
+                f.set_modified(old.modified()?)?;
+                std::fs::rename(&other, p)
+            }),
+        ];
+        for (what, change) in cases {
+            file(dir.path(), "a", b"real content")?;
+            plant(&repo, "a", planted, &repo.info()?.repo_id)?;
+            change(&dir.path().join("a"))?;
+            let manifest = crate::worktree::worktree_manifest(&repo)?;
+            assert_eq!(manifest.get("a"), Some(&truth), "{what}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "removes a stored object on purpose"
+    )]
+    fn a_commit_stores_a_cached_files_object_again_when_it_is_gone() -> TestResult {
+        let (dir, repo) = repo()?;
+        file(dir.path(), "a", b"content")?;
+        let id = ObjectId::hash(b"content");
+        let spec = crate::NewCommit::new("one");
+        crate::porcelain::commit_worktree(&repo, &spec, &crate::NoProgress)?;
+        // Make sure the next walk can trust the entry, then lose the object.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        crate::worktree::worktree_manifest(&repo)?;
+        let reloaded = StatCache::load(repo.layout(), &repo.info()?.repo_id);
+        let stat = FileStat::of(&std::fs::symlink_metadata(dir.path().join("a"))?);
+        assert_eq!(reloaded.lookup("a", &stat), Some(id), "status refreshed it");
+        std::fs::remove_file(repo.layout().object_path(&id))?;
+        file(dir.path(), "b", b"other")?;
+        crate::porcelain::commit_worktree(
+            &repo,
+            &crate::NewCommit::new("two"),
+            &crate::NoProgress,
+        )?;
+        assert_eq!(repo.objects().read(&id)?, b"content");
         Ok(())
     }
 }

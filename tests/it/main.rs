@@ -31,6 +31,7 @@ mod recovery;
 mod reference;
 mod refs;
 mod restore;
+mod statcache;
 mod store_model;
 mod support;
 mod vectors;
