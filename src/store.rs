@@ -283,6 +283,10 @@ impl ObjectStore {
             self.writer.freshen(&self.path(id));
             return Ok(false);
         }
+        if !self.writer.claim(&self.path(id)) {
+            // Another file of this batch has the same content.
+            return Ok(false);
+        }
         self.writer
             .write_file(&self.path(id), TempKind::Object, bytes)?;
         Ok(true)
@@ -325,6 +329,9 @@ impl ObjectStore {
         if !self.needs_write(&id, len)? {
             self.writer.confirm_durable(&self.path(&id))?;
             self.writer.freshen(&self.path(&id));
+            return Ok((id, false));
+        }
+        if !self.writer.claim(&self.path(&id)) {
             return Ok((id, false));
         }
         file.rewind().map_err(|e| Error::io("read", source, e))?;

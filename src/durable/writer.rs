@@ -170,6 +170,8 @@ pub(super) struct BatchState {
     pub(super) files: Mutex<Vec<(PathBuf, PathBuf)>>,
     /// Directories created for the batch, pending until its first barrier.
     pub(super) dirs: Mutex<Vec<PathBuf>>,
+    /// Content-addressed targets some write of the batch has taken on.
+    pub(super) claimed: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// The only code that creates, replaces, renames or removes repository files.
@@ -231,6 +233,18 @@ impl DurableWriter {
         let mut staged = self.stage(target, kind)?;
         staged.write(bytes)?;
         staged.commit()
+    }
+
+    /// Whether this write should stage `target`, a content-addressed file
+    /// (whoever writes it writes the same bytes): always outside a batch;
+    /// inside one, only the first write of the batch to claim it does, so
+    /// identical content is staged once per batch (the others rely on the
+    /// first, which the batch publishes with them, or fails with them).
+    pub fn claim(&self, target: &Path) -> bool {
+        match &self.batch {
+            None => true,
+            Some(batch) => lock_ignoring_poison(&batch.claimed).insert(target.to_path_buf()),
+        }
     }
 
     /// Creates the temp file for `target` (and any missing parent directory),

@@ -135,6 +135,32 @@ fn a_commit_is_one_batch_then_one_ref_update() -> TestResult {
     assert_no_temp_files(dir.path(), "after commit")
 }
 
+#[test]
+fn identical_content_is_staged_once_per_batch() -> TestResult {
+    let (dir, repo, fs) = faulty_repo(Durability::Full)?;
+    // 40 small files and 3 large (streamed) ones, two contents in all.
+    for i in 0..40u8 {
+        std::fs::write(dir.path().join(format!("f{i}.txt")), pattern(4096, 7))?;
+    }
+    for i in 0..3u8 {
+        std::fs::write(dir.path().join(format!("big{i}.bin")), pattern(2 << 20, 9))?;
+    }
+    fs.clear();
+    porcelain::commit(&repo, "duplicates", None)?;
+    let objects_dir = repo.layout().muse_dir().join("objects");
+    let staged_objects = fs
+        .ops()
+        .iter()
+        .filter(|o| o.kind == OpKind::Create && o.path.starts_with(&objects_dir))
+        .count();
+    assert_eq!(staged_objects, 2, "one temp file per distinct content");
+    for (name, seed, len) in [("f3.txt", 7, 4096), ("big2.bin", 9, 2 << 20)] {
+        let id = ObjectId::hash(&pattern(len, seed));
+        assert_eq!(repo.objects().read(&id)?, pattern(len, seed), "{name}");
+    }
+    assert_no_temp_files(dir.path(), "after commit")
+}
+
 /// On the real machine: a tmpfs mounted inside the working tree is a second
 /// filesystem, and a batch writing to both syncs each (the recording seam
 /// sees a `syncfs` anchored on each device, twice: before and after the
