@@ -240,6 +240,7 @@ impl DurableWriter {
     /// inside one, only the first write of the batch to claim it does, so
     /// identical content is staged once per batch (the others rely on the
     /// first, which the batch publishes with them, or fails with them).
+    #[must_use]
     pub fn claim(&self, target: &Path) -> bool {
         match &self.batch {
             None => true,
