@@ -94,7 +94,7 @@ pub mod testing;
 pub use clock::Timestamp;
 pub use durable::{
     DEFAULT_LOCK_TIMEOUT, Durability, DurableWriter, FileLock, LockError, LockOwner, RealFs,
-    Staged, TempKind, Vfs, VfsFile, WriteBatch, WriteError, WriteStep, is_temp_name,
+    RemovedFiles, Staged, TempKind, Vfs, VfsFile, WriteBatch, WriteError, WriteStep, is_temp_name,
     remove_temp_files_on_signals,
 };
 pub use error::{

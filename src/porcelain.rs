@@ -305,9 +305,7 @@ pub fn checkout(
             .par_iter()
             .map(|(_, id)| repo.objects().verify(id).map(|_| ()))
             .collect::<Result<()>>()?;
-        for path in &to_remove {
-            remove_tracked(repo, work_tree, path)?;
-        }
+        remove_tracked(repo, &to_remove, progress)?;
     }
     // Every file is written to a temp file in one batch, each verified as it
     // is copied; only when all are complete and durable are they renamed
@@ -316,21 +314,21 @@ pub fn checkout(
     // file changes.
     let batch = repo.writer().batch();
     let objects = repo.objects().with_writer(batch.writer().clone());
-    progress.start("restoring files", to_write.len() as u64);
-    to_write
-        .par_iter()
-        .map(|(path, id)| {
-            let done = objects.restore(id, work_tree, Path::new(path));
-            progress.advance(1);
-            done
-        })
-        .collect::<Result<()>>()?;
-    batch.commit()?;
-    progress.finish();
+    if !to_write.is_empty() {
+        progress.start("restoring files", to_write.len() as u64);
+        to_write
+            .par_iter()
+            .map(|(path, id)| {
+                let done = objects.restore(id, work_tree, Path::new(path));
+                progress.advance(1);
+                done
+            })
+            .collect::<Result<()>>()?;
+        batch.commit()?;
+        progress.finish();
+    }
     if !reshaped {
-        for path in &to_remove {
-            remove_tracked(repo, work_tree, path)?;
-        }
+        remove_tracked(repo, &to_remove, progress)?;
     }
     let from = match refs.head()? {
         Head::Branch(b) => b.to_string(),
@@ -359,20 +357,18 @@ fn file_dir_swaps(to_write: &[(String, ObjectId)], to_remove: &[String]) -> bool
         || removed.iter().any(|p| has_ancestor_in(p, &written))
 }
 
-/// Removes a tracked file from the working tree and the directories that
-/// leaves empty (never the working tree root, never through a symlink).
-fn remove_tracked(repo: &Repository, work_tree: &Path, rel: &str) -> Result<()> {
-    let path = work_tree.join(rel);
-    repo.writer().remove_file(&path)?;
-    let mut dir = path.parent();
-    while let Some(d) = dir {
-        if d == work_tree || !d.starts_with(work_tree) {
-            break;
-        }
-        if repo.writer().remove_dir(d).is_err() {
-            break;
-        }
-        dir = d.parent();
+/// Removes tracked files from the working tree and the directories that
+/// leaves empty (never the working tree root, never through a symlink), all
+/// made durable together, reporting each file to `progress`.
+fn remove_tracked(repo: &Repository, to_remove: &[String], progress: &dyn Progress) -> Result<()> {
+    if to_remove.is_empty() {
+        return Ok(());
     }
+    let work_tree = repo.work_tree();
+    let paths: Vec<std::path::PathBuf> = to_remove.iter().map(|rel| work_tree.join(rel)).collect();
+    progress.start("removing files", paths.len() as u64);
+    repo.writer()
+        .remove_files_and_prune(work_tree, &paths, &|| progress.advance(1))?;
+    progress.finish();
     Ok(())
 }

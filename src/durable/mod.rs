@@ -7,6 +7,7 @@
 mod batch;
 mod cleanup;
 mod lock;
+mod remove;
 mod temp;
 mod vfs;
 mod writer;
@@ -20,6 +21,7 @@ pub use batch::WriteBatch;
 pub use cleanup::remove_temp_files_on_signals;
 pub(crate) use lock::write_unsynced;
 pub use lock::{DEFAULT_LOCK_TIMEOUT, FileLock, LockError, LockOwner, host_name};
+pub use remove::RemovedFiles;
 pub use temp::{RESTORE_TMP_PREFIX, TempKind, is_temp_name};
 pub use vfs::{RealFs, Vfs, VfsFile};
 pub use writer::{Durability, DurableWriter, Staged, WriteError, WriteStep};

@@ -501,7 +501,7 @@ impl DurableWriter {
     }
 
     /// Syncs a directory according to the durability level.
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+    pub(super) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         if self.durability == Durability::None {
             return Ok(());
         }

@@ -161,6 +161,97 @@ fn identical_content_is_staged_once_per_batch() -> TestResult {
     assert_no_temp_files(dir.path(), "after commit")
 }
 
+/// A branch with `files` tracked files in `dirs` directories, checked out,
+/// and an empty branch `empty` made from it (via a commit that removes
+/// everything).
+fn tree_and_empty_branch(
+    dir: &std::path::Path,
+    repo: &muse_store::Repository,
+    dirs: usize,
+    files: usize,
+) -> TestResult<muse_store::BranchName> {
+    for i in 0..files {
+        let d = dir.join(format!("d{}/sub", i % dirs));
+        std::fs::create_dir_all(&d)?;
+        std::fs::write(d.join(format!("f{i}")), pattern(64, (i % 251) as u8))?;
+    }
+    porcelain::commit(repo, "full", None)?;
+    let empty = muse_store::BranchName::new("empty")?;
+    repo.commit_manifest(
+        std::collections::BTreeMap::new(),
+        &muse_store::NewCommit::new("nothing").branch(empty.clone()),
+    )?;
+    Ok(empty)
+}
+
+#[test]
+fn a_branch_switch_removes_files_with_one_sync_per_changed_directory() -> TestResult {
+    let (dir, repo, fs) = faulty_repo(Durability::Full)?;
+    let empty = tree_and_empty_branch(dir.path(), &repo, 3, 300)?;
+    fs.clear();
+    porcelain::checkout(&repo, &muse_store::Head::Branch(empty), false)?;
+    let ops = fs.ops();
+    assert_eq!(count(&ops, OpKind::Remove), 300);
+    // d0/sub, d0, ... each pruned once, bottom-up: no failing rmdir per file.
+    assert_eq!(count(&ops, OpKind::RemoveDir), 6);
+    // Only the working tree root's entries are left changed (the pruned
+    // directories are gone), plus what moving HEAD syncs.
+    let tree_syncs = ops
+        .iter()
+        .filter(|o| o.kind == OpKind::SyncDir && !o.path.starts_with(repo.layout().muse_dir()))
+        .count();
+    assert_eq!(tree_syncs, 1, "{ops:#?}");
+    assert_eq!(
+        count(&ops, OpKind::SyncFs),
+        0,
+        "nothing to write, no batch barrier"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| n != ".muse")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    Ok(())
+}
+
+#[test]
+fn a_failure_at_each_removal_step_is_reported_and_a_retry_completes() -> TestResult {
+    for (kind, nth) in [
+        (OpKind::Remove, 0),
+        (OpKind::Remove, 17),
+        (OpKind::RemoveDir, 0),
+        (OpKind::SyncDir, 0),
+    ] {
+        let (dir, repo, fs) = faulty_repo(Durability::Full)?;
+        let empty = tree_and_empty_branch(dir.path(), &repo, 2, 40)?;
+        let head_before = std::fs::read(repo.layout().head())?;
+        fs.clear();
+        fs.fail_nth(kind, nth, libc::EIO);
+        let result = porcelain::checkout(&repo, &muse_store::Head::Branch(empty.clone()), false);
+        if kind == OpKind::RemoveDir {
+            // A directory that cannot be pruned stays; that is no error.
+            result?;
+        } else {
+            assert!(result.is_err(), "{kind:?} #{nth} must fail the checkout");
+            assert_eq!(
+                std::fs::read(repo.layout().head())?,
+                head_before,
+                "{kind:?} #{nth}: HEAD stays until the tree is switched"
+            );
+            porcelain::checkout(&repo, &muse_store::Head::Branch(empty), true)?;
+        }
+        let status = porcelain::status(&repo)?;
+        assert!(
+            status.changes.is_empty(),
+            "{kind:?} #{nth}: {:?}",
+            status.changes
+        );
+        assert_no_temp_files(dir.path(), "after the retry")?;
+    }
+    Ok(())
+}
+
 /// On the real machine: a tmpfs mounted inside the working tree is a second
 /// filesystem, and a batch writing to both syncs each (the recording seam
 /// sees a `syncfs` anchored on each device, twice: before and after the
