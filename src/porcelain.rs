@@ -27,8 +27,8 @@ use crate::refs::{Head, RefState};
 use crate::repo::{CommitOutcome, NewCommit, Repository};
 use crate::state::{MergeState, RebaseState};
 use crate::worktree::{
-    Exclusions, IgnoreWarning, Refresh, stage_worktree, worktree_manifest,
-    worktree_manifest_reporting,
+    Exclusions, IgnoreWarning, Refresh, stage_worktree, worktree_manifest_reporting,
+    worktree_manifest_with,
 };
 
 /// Snapshots the working tree and commits it as `spec` says (by default on
@@ -251,7 +251,10 @@ pub fn checkout(
     let current = refs.head_commit()?;
     let head_files = repo.records().tree_of(current)?;
     let target_files = repo.records().tree_of(Some(new_commit))?;
-    let work_files = worktree_manifest(repo)?;
+    // The stat cache: used for the walk, refreshed with what checkout writes
+    // and removes, saved after HEAD moved (it is only a hint).
+    let mut refresh = Refresh::writing(repo.writer(), repo.layout(), &repo.info()?.repo_id);
+    let work_files = worktree_manifest_with(repo, &mut refresh)?;
 
     let mut to_write = Vec::new();
     let mut to_remove = Vec::new();
@@ -336,6 +339,20 @@ pub fn checkout(
     };
     crate::failpoint::barrier("checkout-before-head");
     refs.set_head(target, &format!("checkout: moving from {from} to {label}"))?;
+    for (path, id) in &to_write {
+        match std::fs::symlink_metadata(work_tree.join(path)) {
+            Ok(meta) if meta.is_file() => {
+                refresh.record_written(path, crate::worktree::FileStat::of(&meta), *id);
+            }
+            _ => refresh.forget(path),
+        }
+    }
+    for path in &to_remove {
+        refresh.forget(path);
+    }
+    if let Err(e) = refresh.finish_now(repo.writer(), repo.layout()) {
+        log::debug!("could not save the stat cache after checkout: {e}");
+    }
     Ok(CheckoutOutcome {
         restored: to_write.len(),
         removed: to_remove.len(),

@@ -413,6 +413,16 @@ pub fn worktree_manifest(repo: &Repository) -> Result<BTreeMap<String, ObjectId>
     Ok(worktree_manifest_reporting(repo)?.0)
 }
 
+/// The manifest of `repo`'s working tree, using and updating `refresh` (a
+/// caller that holds the working-tree lock: checkout).
+pub(crate) fn worktree_manifest_with(
+    repo: &Repository,
+    refresh: &mut Refresh<'_>,
+) -> Result<BTreeMap<String, ObjectId>> {
+    let files = scan_tree(repo.work_tree(), &load_ignore(repo)?)?;
+    build_manifest(&files, None, &NoProgress, Some(refresh))
+}
+
 /// Snapshots `repo`'s working tree: stores every file's object, then the
 /// snapshot record (objects first, so a record never names a missing
 /// object), and returns the record. No ref moves.

@@ -280,12 +280,46 @@ impl<'w> Refresh<'w> {
         fresh: Vec<Option<FileStat>>,
         manifest: &std::collections::BTreeMap<String, ObjectId>,
     ) {
+        // Only entries older than the walk's start are kept: they stay safe
+        // whatever later moment the cache is saved at (a change after the
+        // walk began gives a file an mtime no older than that start).
+        let walk_start = self.pending.as_ref().map(|p| p.written_at);
         for ((rel, _), stat) in files.iter().zip(fresh) {
-            if let (Some(stat), Some(id)) = (stat, manifest.get(rel)) {
+            if let (Some(stat), Some(id), Some(start)) = (stat, manifest.get(rel), walk_start)
+                && stat.mtime < start
+            {
                 self.cache.record(rel, stat, *id);
             }
         }
         self.cache.retain(|path| manifest.contains_key(path));
+    }
+
+    /// Records that checkout just wrote object `id` to `path`, whose `lstat`
+    /// (after the rename) is `stat`, and forgets the paths it removed. Only
+    /// [`Refresh::finish_now`] may save such entries: their mtimes are newer
+    /// than the walk's start.
+    ///
+    /// The one window this leaves is git's own: another program rewriting
+    /// the file with the same size between checkout's rename and this
+    /// `lstat`, within the same timestamp tick as checkout's write.
+    pub(crate) fn record_written(&mut self, path: &str, stat: FileStat, id: ObjectId) {
+        self.cache.record(path, stat, id);
+    }
+
+    /// Forgets `path` (checkout removed it).
+    pub(crate) fn forget(&mut self, path: &str) {
+        self.cache.retain(|p| p != path);
+    }
+
+    /// Saves the cache, if it changed, at a moment read now (after
+    /// checkout's writes, so the files it wrote in an earlier tick are
+    /// trusted next time and those of this tick are not).
+    pub(crate) fn finish_now(mut self, writer: &'w DurableWriter, layout: &Layout) -> Result<()> {
+        if self.pending.take().is_none() || !self.cache.is_changed() {
+            return Ok(());
+        }
+        let pending = PendingSave::stage(writer, layout)?;
+        pending.finish(&mut self.cache, &self.repo_id)
     }
 
     /// Saves the cache if it changed and this refresh may write it.
@@ -488,6 +522,40 @@ mod tests {
             &crate::NoProgress,
         )?;
         assert_eq!(repo.objects().read(&id)?, b"content");
+        Ok(())
+    }
+
+    #[test]
+    #[expect(clippy::disallowed_methods, reason = "edits working-tree files")]
+    fn checkout_refreshes_the_entries_of_the_files_it_writes() -> TestResult {
+        let (dir, repo) = repo()?;
+        file(dir.path(), "a", b"one")?;
+        crate::porcelain::commit_worktree(&repo, &crate::NewCommit::new("1"), &crate::NoProgress)?;
+        let first = repo.refs().head_commit()?.ok_or("no commit")?;
+        file(dir.path(), "a", b"two")?;
+        file(dir.path(), "b", b"new")?;
+        crate::porcelain::commit_worktree(&repo, &crate::NewCommit::new("2"), &crate::NoProgress)?;
+        crate::porcelain::checkout(
+            &repo,
+            &crate::Head::Detached(first),
+            false,
+            &crate::NoProgress,
+        )?;
+        let cache = StatCache::load(repo.layout(), &repo.info()?.repo_id);
+        let stat = FileStat::of(&std::fs::symlink_metadata(dir.path().join("a"))?);
+        if stat.mtime < cache.written_at {
+            assert_eq!(cache.lookup("a", &stat), Some(ObjectId::hash(b"one")));
+        } else {
+            assert_eq!(cache.lookup("a", &stat), None, "written in the save's tick");
+        }
+        assert!(
+            !cache.entries.contains_key("b"),
+            "a removed file is forgotten"
+        );
+        // Rewritten at once, same size: seen.
+        std::fs::write(dir.path().join("a"), b"six")?;
+        let manifest = crate::worktree::worktree_manifest(&repo)?;
+        assert_eq!(manifest.get("a"), Some(&ObjectId::hash(b"six")));
         Ok(())
     }
 }

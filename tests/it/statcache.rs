@@ -8,8 +8,8 @@ use std::fs;
 use std::path::Path;
 
 use muse_store::{
-    NewCommit, NoProgress, ObjectId, Repository, commit_worktree, worktree_manifest,
-    worktree_status,
+    BranchName, Head, NewCommit, NoProgress, ObjectId, Repository, checkout, commit_worktree,
+    worktree_manifest, worktree_status,
 };
 
 use crate::{TestResult, repo};
@@ -64,7 +64,10 @@ fn rewrite_rounds(test: &str, root: &Path, rounds: usize) -> TestResult<usize> {
     for name in &names {
         fs::write(root.join(name), [b'0'; 64])?;
     }
-    commit_worktree(&repo, &NewCommit::new("base"), &NoProgress)?;
+    let base = commit_worktree(&repo, &NewCommit::new("base"), &NoProgress)?
+        .commit
+        .commit_id;
+    let main = Head::Branch(BranchName::new("main")?);
     let mut same_mtime = 0;
     for round in 0..rounds {
         let name = &names[(next(&mut rng) % 4) as usize];
