@@ -339,24 +339,35 @@ pub fn checkout(
     };
     crate::failpoint::barrier("checkout-before-head");
     refs.set_head(target, &format!("checkout: moving from {from} to {label}"))?;
-    for (path, id) in &to_write {
-        match std::fs::symlink_metadata(work_tree.join(path)) {
+    save_checkout_cache(repo, refresh, &to_write, &to_remove);
+    Ok(CheckoutOutcome {
+        restored: to_write.len(),
+        removed: to_remove.len(),
+    })
+}
+
+/// Records in the stat cache what checkout wrote (from each file's `lstat`
+/// now) and removed, and saves it. A hint only: a failure is logged.
+fn save_checkout_cache(
+    repo: &Repository,
+    mut refresh: Refresh<'_>,
+    written: &[(String, ObjectId)],
+    removed: &[String],
+) {
+    for (path, id) in written {
+        match std::fs::symlink_metadata(repo.work_tree().join(path)) {
             Ok(meta) if meta.is_file() => {
                 refresh.record_written(path, crate::worktree::FileStat::of(&meta), *id);
             }
             _ => refresh.forget(path),
         }
     }
-    for path in &to_remove {
+    for path in removed {
         refresh.forget(path);
     }
     if let Err(e) = refresh.finish_now(repo.writer(), repo.layout()) {
         log::debug!("could not save the stat cache after checkout: {e}");
     }
-    Ok(CheckoutOutcome {
-        restored: to_write.len(),
-        removed: to_remove.len(),
-    })
 }
 
 /// Whether a path to write lies under a path to remove (file `a` becomes
