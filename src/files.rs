@@ -368,6 +368,55 @@ fn list_leftovers(dir: &Path, recursive: bool, found: &mut Vec<Leftover>) -> Res
     Ok(())
 }
 
+/// Every `.restore-tmp-` file in the working tree of `layout`: where a
+/// checkout killed part-way leaves the files it had not renamed into place
+/// yet. `.muse/` and nested repositories (a directory holding a `.muse/`
+/// of its own: their temp files are theirs) are not entered; symlinks are
+/// never followed.
+pub(crate) fn restore_temps(layout: &Layout) -> Result<Vec<Leftover>> {
+    let mut found = Vec::new();
+    let mut stack = vec![layout.work_tree().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Some(entries) = read_dir_optional(&dir)? else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+            let path = entry.path();
+            let file_type = match entry.file_type() {
+                Ok(t) => t,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("inspect", path, e)),
+            };
+            if file_type.is_dir() {
+                if path != layout.muse_dir() && !path.join(crate::layout::MUSE_DIR).is_dir() {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let is_restore_temp = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(crate::durable::RESTORE_TMP_PREFIX));
+            if !is_restore_temp {
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("stat", path, e)),
+            };
+            found.push(Leftover {
+                path,
+                kind: LeftoverKind::Temp,
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(found)
+}
+
 /// Re-checks a file's age just before it is removed (a listing may be old by
 /// now on a big repository): whether its mtime is more than `grace` before
 /// `now`.

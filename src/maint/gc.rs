@@ -237,6 +237,9 @@ pub fn gc(repo: &Repository, options: &GcOptions) -> Result<GcReport> {
             }
             if !options.dry_run {
                 repo.writer().remove_file(&c.path)?;
+                // Killed here, gc has removed one record (records go first)
+                // and kept everything else: the chaos tests stop it here.
+                crate::failpoint::crash_point("gc-removed-one");
             }
             match c.kind {
                 "commit" => report.commits_removed += 1,

@@ -462,7 +462,10 @@ impl RefStore {
     /// working-tree lock, in three steps that each leave a usable state:
     /// `new` is created at `old`'s value (compare-and-swap from absent),
     /// HEAD moves to `new`, `old` is deleted (compare-and-swap from the
-    /// value copied). A crash in between leaves both branches, never none.
+    /// value copied). A crash in between leaves both branches, never none,
+    /// each with its whole reflog; a crash before `new` exists may leave a
+    /// copy of `old`'s reflog at `new`'s path, which a retried rename
+    /// replaces.
     pub fn rename_branch(&self, old: &BranchName, new: &BranchName) -> Result<ObjectId> {
         let _worktree = self.lock_worktree()?;
         let value = match self.branch_state(old)? {
@@ -484,12 +487,18 @@ impl RefStore {
             });
         }
         let message = format!("branch: renamed {old} to {new}");
-        // The reflog moves first, so the history of `old` continues under
-        // `new` and the creation below appends to it.
+        // The reflog is copied first, so the history of `old` continues
+        // under `new` (the creation below appends to the copy), and `old`
+        // keeps its own until it is deleted: killed at any step, every
+        // branch that exists still has its whole reflog. (It was moved
+        // before: a kill after the move left `old` with none.) A reflog
+        // already at `new`'s path belongs to no branch (`new` does not
+        // exist): it is what such a kill left, and is replaced.
         let (from, to) = (self.layout.branch_log(old), self.layout.branch_log(new));
-        if from.is_file() && !to.exists() {
-            self.writer.rename_file(&from, &to)?;
+        if let Some(history) = files::read_optional(&from)? {
+            self.writer.write_file(&to, TempKind::State, &history)?;
         }
+        crash_point("branch-rename-reflog-copied");
         match self.update(new, value, Expected::Absent, &message) {
             Ok(_) => {}
             Err(Error::CasMismatch(_)) => {
@@ -499,9 +508,11 @@ impl RefStore {
             }
             Err(e) => return Err(e),
         }
+        crash_point("branch-rename-created");
         if self.head()? == Head::Branch(old.clone()) {
             self.set_head(&Head::Branch(new.clone()), &message)?;
         }
+        crash_point("branch-rename-head-moved");
         self.delete(old, Expected::Value(value), &message)?;
         Ok(value)
     }

@@ -16,6 +16,12 @@
 //!   the file it protected (`refs/heads/main.lock` holding a lock-owner
 //!   record) is removed when its owner is provably dead; any other
 //!   `x.lock` there is a branch and left alone;
+//! - a checkout's `.restore-tmp-` files in the working tree are removed,
+//!   whatever their age, when recovery takes over the working-tree lock of
+//!   a dead holder: only a checkout writes them, and only under that lock,
+//!   so they are a dead process's (the walk of the working tree happens only
+//!   then, never on a clean open). Explicit recovery also walks the working
+//!   tree and removes those older than the grace period;
 //! - recovery never reads objects: it lists the names in the few
 //!   directories where temp files and locks can be. The object shards
 //!   (`objects/<2 hex>/`) hold `.obj-tmp-*` files too, but listing all 256
@@ -34,7 +40,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::durable::{DurableWriter, LockOwner};
+use crate::durable::{DurableWriter, FileLock, LockOwner};
 use crate::error::Result;
 use crate::files::{self, LeftoverKind, Shards};
 use crate::layout::Layout;
@@ -80,6 +86,25 @@ pub(crate) fn recover(
     let now = SystemTime::now();
     for leftover in files::leftovers(layout, shards)? {
         match leftover.kind {
+            LeftoverKind::Lock if leftover.path == layout.worktree_lock() => {
+                // Its holder died holding it: a checkout killed part-way
+                // leaves the `.restore-tmp-` files it had not renamed yet.
+                // Only a checkout writes them, and only under this lock, so
+                // while recovery holds it every one of them is a dead
+                // process's, whatever its age.
+                if let Some((lock, _)) = FileLock::try_take_over(&leftover.path)? {
+                    for temp in files::restore_temps(layout)? {
+                        writer.remove_file(&temp.path)?;
+                        log::warn!(
+                            "removed temp file '{}' left by a killed checkout",
+                            temp.path.display()
+                        );
+                        report.temps.push(temp.path);
+                    }
+                    lock.release()?;
+                    report.locks.push(leftover.path);
+                }
+            }
             LeftoverKind::Lock => {
                 if refs.recover_lock(&leftover.path)? {
                     report.locks.push(leftover.path);
@@ -105,6 +130,17 @@ pub(crate) fn recover(
                     );
                     report.temps.push(leftover.path);
                 }
+            }
+        }
+    }
+    if shards == Shards::All {
+        // Explicit recovery also walks the working tree, for the temp files
+        // of a checkout whose lock file did not survive (a power cut), with
+        // the grace period.
+        for temp in files::restore_temps(layout)? {
+            if temp.age(now) > grace && files::still_older_than(&temp.path, now, grace) {
+                writer.remove_file(&temp.path)?;
+                report.temps.push(temp.path);
             }
         }
     }
