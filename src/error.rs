@@ -192,6 +192,10 @@ pub enum Error {
     /// A name that breaks its rules (branch, remote, session id, ...).
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
+    /// A manifest path the caller supplied breaks the path policy
+    /// (`name::check_manifest`); nothing was written.
+    #[error("refusing the snapshot: {0}")]
+    RefusedPath(#[from] crate::name::PathRefusal),
     /// A file or directory supplied by the caller cannot be used.
     #[error("cannot use '{path}': {reason}")]
     Input {
@@ -415,6 +419,7 @@ impl Error {
             | Error::InvalidId(_)
             | Error::InvalidName(_)
             | Error::Input { .. }
+            | Error::RefusedPath(_)
             | Error::SourceChanged { .. }
             | Error::Symlink { .. }
             | Error::NotARepository { .. }

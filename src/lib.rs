@@ -109,7 +109,10 @@ pub use maint::{
     Counts, DEFAULT_PRUNE_AGE, FsckReport, GcOptions, GcReport, Problem, ProblemKind, Removed,
     Severity, fsck, gc, parse_prune_age,
 };
-pub use name::{BranchName, Glob, SessionId, fnmatch, python_repr, validate_remote_name};
+pub use name::{
+    BranchName, Glob, MAX_COMPONENT_BYTES, MAX_PATH_BYTES, PathRefusal, SessionId, case_collision,
+    check_manifest, check_path, fnmatch, names_metadata, python_repr, validate_remote_name,
+};
 pub use porcelain::{
     CheckoutOutcome, Status, Upstream, checkout, commit_worktree, worktree_status,
 };

@@ -227,30 +227,14 @@ pub fn checkout(
     // removes the target while HEAD moves to it.
     let _worktree = repo.lock_worktree()?;
     let refs = repo.refs();
-    let (new_commit, label) = match target {
-        Head::Branch(b) => match refs.branch_state(b)? {
-            RefState::At(id) => (id, b.to_string()),
-            // Deleted since the caller looked (the lock above waited for
-            // whoever deleted it).
-            RefState::Missing => {
-                return Err(Error::NoSuchBranch {
-                    branch: b.to_string(),
-                });
-            }
-            RefState::Unborn => {
-                return Err(Error::UnbornBranch {
-                    branch: b.to_string(),
-                });
-            }
-        },
-        Head::Detached(id) => (*id, id.to_string()),
-    };
+    let (new_commit, label) = checkout_target(repo, target)?;
     if !force && MergeState::read(repo)?.is_some() {
         return Err(Error::MergeInProgress);
     }
     let current = refs.head_commit()?;
     let head_files = repo.records().tree_of(current)?;
     let target_files = repo.records().tree_of(Some(new_commit))?;
+    refuse_case_collisions(repo.work_tree(), &target_files)?;
     // The stat cache: used for the walk, refreshed with what checkout writes
     // and removes, saved after HEAD moved (it is only a hint).
     let mut refresh = Refresh::writing(repo.writer(), repo.layout(), &repo.info()?.repo_id);
@@ -298,6 +282,7 @@ pub fn checkout(
         });
     }
     let work_tree = repo.work_tree();
+    refuse_obstacles(work_tree, &to_write, &to_remove, force)?;
     // A path that turns from a file into a directory (or back) can only be
     // written once the old one is gone. Then every object is verified first,
     // so a damaged one still stops the checkout before any file changes,
@@ -344,6 +329,114 @@ pub fn checkout(
         restored: to_write.len(),
         removed: to_remove.len(),
     })
+}
+
+/// The commit `target` names, and how the reflog names it.
+fn checkout_target(repo: &Repository, target: &Head) -> Result<(ObjectId, String)> {
+    Ok(match target {
+        Head::Branch(b) => match repo.refs().branch_state(b)? {
+            RefState::At(id) => (id, b.to_string()),
+            // Deleted since the caller looked (the working-tree lock waited
+            // for whoever deleted it).
+            RefState::Missing => {
+                return Err(Error::NoSuchBranch {
+                    branch: b.to_string(),
+                });
+            }
+            RefState::Unborn => {
+                return Err(Error::UnbornBranch {
+                    branch: b.to_string(),
+                });
+            }
+        },
+        Head::Detached(id) => (*id, id.to_string()),
+    })
+}
+
+/// Finds, before anything changes, what would stop a checkout part-way:
+/// a symlink among the parents of a path to write (never written through),
+/// a file where a directory must be that the checkout does not remove, a
+/// directory where a file must be that it does not empty, and (without
+/// `force`) an untracked symlink at a path to write, which would otherwise
+/// be replaced silently (git refuses there too).
+fn refuse_obstacles(
+    work_tree: &Path,
+    to_write: &[(String, ObjectId)],
+    to_remove: &[String],
+    force: bool,
+) -> Result<()> {
+    let removed: std::collections::BTreeSet<&str> = to_remove.iter().map(String::as_str).collect();
+    let mut parents_seen = std::collections::HashSet::new();
+    for (rel, _) in to_write {
+        for (i, _) in rel.match_indices('/') {
+            let parent = &rel[..i];
+            if !parents_seen.insert(parent) {
+                continue;
+            }
+            let path = work_tree.join(parent);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(Error::Symlink { path });
+                }
+                Ok(meta) if !meta.is_dir() && !removed.contains(parent) => {
+                    return Err(Error::Input {
+                        path,
+                        reason: format!(
+                            "an untracked file is where checkout needs the directory of '{rel}'"
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let path = work_tree.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() && !force => {
+                return Err(Error::DirtyWorkTree {
+                    operation: "checkout (an untracked symlink is in the way)".to_owned(),
+                    paths: vec![rel.clone()],
+                });
+            }
+            Ok(meta) if meta.is_dir() => {
+                let prefix = format!("{rel}/");
+                if !to_remove.iter().any(|r| r.starts_with(&prefix)) {
+                    return Err(Error::Input {
+                        path,
+                        reason: "an untracked directory is where checkout must write a file"
+                            .to_owned(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// On a working tree whose filesystem ignores case, refuses a snapshot
+/// holding two paths that would be one file there (`README` and `readme`,
+/// or a file `a` and a directory `A/`), before anything changes.
+fn refuse_case_collisions(work_tree: &Path, files: &BTreeMap<String, ObjectId>) -> Result<()> {
+    if !ignores_case(work_tree) {
+        return Ok(());
+    }
+    match crate::name::case_collision(files.keys().map(String::as_str)) {
+        Some((_, path)) => Err(Error::RefusedPath(crate::name::PathRefusal {
+            path,
+            reason: "another path of the snapshot differs from it only by case, and this \
+                     filesystem ignores case",
+        })),
+        None => Ok(()),
+    }
+}
+
+/// Whether the filesystem of `work_tree` ignores case: `.MUSE` finds the
+/// repository's `.muse`.
+fn ignores_case(work_tree: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let lower = std::fs::symlink_metadata(work_tree.join(".muse"));
+    let upper = std::fs::symlink_metadata(work_tree.join(".MUSE"));
+    matches!((lower, upper), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
 }
 
 /// Records in the stat cache what checkout wrote (from each file's `lstat`

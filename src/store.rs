@@ -411,6 +411,12 @@ fn safe_destination(work_tree: &Path, rel_path: &Path) -> Result<PathBuf> {
         path: rel_path.to_path_buf(),
         reason: reason.to_owned(),
     };
+    // The path policy again, in depth: whatever the caller checked.
+    if let Some(text) = rel_path.to_str() {
+        crate::name::check_path(text)?;
+    } else {
+        return Err(refuse("the path is not valid UTF-8"));
+    }
     let mut dest = work_tree.to_path_buf();
     let components: Vec<_> = rel_path.components().collect();
     if components.is_empty() {

@@ -242,6 +242,11 @@ pub(super) fn commit_tree(
             format!("Snapshot not found: {snapshot}"),
         ));
     }
+    // Verified, manifest paths included: a commit never names a snapshot
+    // that checkout would refuse.
+    records
+        .read_snapshot(&snapshot)
+        .map_err(Failure::json_from)?;
     let mut parents = Vec::new();
     for text in &args.parents {
         let id = parse_id_as(text, "parent commit ID").map_err(|m| Failure::json(EXIT_USER, m))?;

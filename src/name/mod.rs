@@ -9,11 +9,16 @@
 
 mod branch;
 mod glob;
+mod path;
 mod remote;
 mod session;
 
 pub use branch::{BranchName, python_repr};
 pub use glob::{Glob, fnmatch};
+pub use path::{
+    MAX_COMPONENT_BYTES, MAX_PATH_BYTES, PathRefusal, case_collision, check_manifest, check_path,
+    names_metadata,
+};
 pub use remote::validate_remote_name;
 pub use session::SessionId;
 

@@ -42,6 +42,11 @@ trait Record: Serialize + DeserializeOwned {
     fn stored_id(&self) -> ObjectId;
     /// The id recomputed from its fields.
     fn computed_id(&self) -> ObjectId;
+    /// What the record's fields must satisfy beyond their id (a snapshot's
+    /// manifest paths pass the path policy).
+    fn check_fields(&self) -> std::result::Result<(), crate::name::PathRefusal> {
+        Ok(())
+    }
 }
 
 impl Record for CommitRecord {
@@ -61,6 +66,9 @@ impl Record for SnapshotRecord {
     }
     fn computed_id(&self) -> ObjectId {
         SnapshotRecord::computed_id(self)
+    }
+    fn check_fields(&self) -> std::result::Result<(), crate::name::PathRefusal> {
+        crate::name::check_manifest(self.manifest.keys().map(String::as_str))
     }
 }
 
@@ -144,6 +152,14 @@ fn read_record<R: Record>(path: &Path) -> Result<R> {
             stored,
             computed,
         ));
+    }
+    // A record whose id is right can still be hostile: its manifest paths
+    // are checked before anything uses them.
+    if let Err(refused) = record.check_fields() {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{} {stored}: {refused}", R::KIND),
+        });
     }
     let named = path
         .file_name()
@@ -306,6 +322,7 @@ impl RecordStore {
     }
 
     fn write_record<R: Record>(&self, path: PathBuf, record: &R) -> Result<bool> {
+        record.check_fields()?;
         let (stored, computed) = (record.stored_id(), record.computed_id());
         if stored != computed {
             return Err(record_integrity(

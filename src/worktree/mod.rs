@@ -228,6 +228,17 @@ fn walk(
         };
         if kind.is_symlink() {
             excluded.symlinks.push(rel);
+        } else if crate::name::names_metadata(name) && rel != crate::layout::MUSE_DIR {
+            // `.GIT`, `git~1`, `.muse.` and the like: what checkout would
+            // take for repository metadata is never content (the path
+            // policy refuses it in every manifest).
+            if kind.is_dir() {
+                excluded.builtin_dirs.push(rel);
+            } else {
+                excluded
+                    .builtin_files
+                    .push((rel, "<repository metadata name>".to_owned()));
+            }
         } else if kind.is_dir() {
             if BUILTIN_SKIPPED_DIRS.contains(&name) {
                 // The repository's own `.muse/` is not something left out.

@@ -21,6 +21,7 @@ mod faults;
 mod fsck;
 mod gc;
 mod history;
+mod hostile;
 mod layers;
 mod model;
 mod objects;

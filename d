@@ -1,0 +1,1 @@
+/tmp/a13/outside

@@ -1,0 +1,209 @@
+//! Hostile manifests (issue 10): snapshot records whose ids recompute
+//! correctly but whose paths name repository metadata, escape the working
+//! tree or cannot be a tree. Checkout (with and without --force),
+//! commit-tree and fsck refuse them by name, and nothing outside the
+//! allowed working-tree paths changes: not the working tree, not `.muse/`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use muse_store::{
+    CommitRecord, Durability, NewCommit, ObjectId, SnapshotRecord, Timestamp, check_manifest,
+};
+
+use crate::support::muse;
+use crate::{TestResult, repo};
+
+/// Every file and directory under `root` with its bytes (symlinks by their
+/// target), in order: a before/after fingerprint of the whole tree.
+fn fingerprint(root: &Path) -> TestResult<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let rel = path.strip_prefix(root)?.to_string_lossy().into_owned();
+            let kind = entry.file_type()?;
+            // Lock files and the stat cache are bookkeeping every command
+            // may touch; the stat cache is a hint and is checked elsewhere.
+            if rel.starts_with(".muse/locks") || rel == ".muse/stat-cache" {
+                continue;
+            }
+            if kind.is_symlink() {
+                out.insert(
+                    rel,
+                    fs::read_link(&path)?.into_os_string().into_encoded_bytes(),
+                );
+            } else if kind.is_dir() {
+                out.insert(format!("{rel}/"), Vec::new());
+                stack.push(path);
+            } else {
+                out.insert(rel, fs::read(&path)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Plants a snapshot holding `paths` (each with a stored object) and a
+/// commit on branch `evil` naming it, written as raw files: the way a
+/// received repository would hold them. Returns the snapshot id.
+fn plant(repo: &muse_store::Repository, paths: &[&str]) -> TestResult<ObjectId> {
+    let (object, _) = repo
+        .objects()
+        .write(b"[core]\n\tfsmonitor = \"touch /tmp/pwned\"\n")?;
+    let manifest: BTreeMap<String, ObjectId> =
+        paths.iter().map(|p| ((*p).to_owned(), object)).collect();
+    let snapshot = SnapshotRecord::new(manifest, Timestamp::now());
+    fs::write(
+        repo.layout().snapshot_path(&snapshot.snapshot_id),
+        snapshot.to_json()?,
+    )?;
+    let commit = CommitRecord::new(
+        repo.info()?.repo_id.clone(),
+        "evil",
+        snapshot.snapshot_id,
+        &[],
+        "evil",
+        "mallory",
+        Timestamp::now(),
+    );
+    fs::write(
+        repo.layout().commit_path(&commit.commit_id),
+        commit.to_json()?,
+    )?;
+    fs::write(
+        repo.layout().muse_dir().join("refs/heads/evil"),
+        commit.commit_id.to_hex(),
+    )?;
+    Ok(snapshot.snapshot_id)
+}
+
+const HOSTILE: &[&[&str]] = &[
+    &[".muse/HEAD"],
+    &[".muse/refs/heads/main"],
+    &[".muse/config.toml"],
+    &[".muse/objects/ab/cd"],
+    &["x/.muse/refs/heads/main"],
+    &[".git/config"],
+    &[".GIT/config"],
+    &[".Git/hooks/post-checkout"],
+    &[".git./config"],
+    &[".git /config"],
+    &["git~1/config"],
+    &["GIT~1/config"],
+    &[".MUSE~1/HEAD", "MUSE~1/HEAD"],
+    &[".git::$INDEX_ALLOCATION/config"],
+    &[".g\u{200c}it/config"],
+    &["d//e"],
+    &["d/./e"],
+    &["g/"],
+    &["a\\b"],
+    &["tab\there"],
+    &["new\nline"],
+    &["../outside"],
+    &["/abs"],
+    &["a.txt", "d", "d/f"],
+];
+
+#[test]
+fn hostile_manifests_are_refused_everywhere_and_change_nothing() -> TestResult {
+    let mut tried = 0;
+    for paths in HOSTILE {
+        let (dir, repo) = repo(Durability::None)?;
+        fs::write(dir.path().join("a.txt"), b"mine\n")?;
+        repo.commit_files([("a.txt", "mine\n")], &NewCommit::new("base"))?;
+        let snapshot = plant(&repo, paths)?;
+        let refused = check_manifest(paths.iter().copied()).expect_err("the table is hostile");
+        let before = fingerprint(dir.path())?;
+        for args in [
+            vec!["checkout", "evil"],
+            vec!["checkout", "--force", "evil"],
+            vec![
+                "plumbing",
+                "commit-tree",
+                "-s",
+                &snapshot.to_hex(),
+                "-m",
+                "again",
+            ],
+        ] {
+            let (code, out, err) = muse(dir.path(), &args)?;
+            assert_eq!(code, 3, "{paths:?} {args:?}: damage is exit 3\n{out}{err}");
+            let shown = format!("{:?}", refused.path);
+            assert!(
+                out.contains(&shown) || err.contains(&shown) || err.contains(&refused.path),
+                "{paths:?} {args:?}: the message names {shown}: {out}{err}"
+            );
+            assert_eq!(
+                fingerprint(dir.path())?,
+                before,
+                "{paths:?} {args:?} changed files"
+            );
+            tried += 1;
+        }
+        let (code, out, err) = muse(dir.path(), &["fsck"])?;
+        assert_ne!(code, 0, "{paths:?}: fsck must report the snapshot");
+        assert!(
+            out.contains(&snapshot.to_hex()) || err.contains(&snapshot.to_hex()),
+            "{paths:?}: fsck names the snapshot: {out}{err}"
+        );
+        assert_eq!(
+            fingerprint(dir.path())?,
+            before,
+            "{paths:?}: fsck changed files"
+        );
+    }
+    eprintln!(
+        "{} hostile manifests, {tried} refused commands",
+        HOSTILE.len()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_crafted_commit_cannot_plant_git_config_or_move_main() -> TestResult {
+    let (dir, repo) = repo(Durability::None)?;
+    repo.commit_files([("a.txt", "mine\n")], &NewCommit::new("base"))?;
+    let main_ref = repo.layout().muse_dir().join("refs/heads/main");
+    let main_log = repo.layout().muse_dir().join("logs/refs/heads/main");
+    let (main_before, log_before) = (fs::read(&main_ref)?, fs::read(&main_log)?);
+    plant(&repo, &[".git/config", ".muse/refs/heads/main", "ok.txt"])?;
+    for force in [false, true] {
+        let mut args = vec!["checkout"];
+        if force {
+            args.push("--force");
+        }
+        args.push("evil");
+        let (code, out, err) = muse(dir.path(), &args)?;
+        assert_eq!(code, 3, "{out}{err}");
+        assert!(err.contains(".git/config"), "{err}");
+    }
+    assert!(!dir.path().join(".git").exists(), "no .git/ planted");
+    assert!(!dir.path().join("ok.txt").exists(), "refused whole");
+    assert_eq!(fs::read(&main_ref)?, main_before, "main unmoved");
+    assert_eq!(fs::read(&main_log)?, log_before, "main's reflog unchanged");
+    let (code, out, err) = muse(dir.path(), &["fsck"])?;
+    assert_ne!(code, 0);
+    assert!(format!("{out}{err}").contains(".git/config"), "{out}{err}");
+    Ok(())
+}
+
+#[test]
+fn commit_apis_refuse_hostile_paths_as_user_errors() -> TestResult {
+    let (_dir, repo) = repo(Durability::None)?;
+    for path in [".git/config", "x/.MUSE/HEAD", "a\\b", "d//e"] {
+        let err = repo
+            .commit_files([(path, "x")], &NewCommit::new("no"))
+            .expect_err(path);
+        assert!(err.is_user_error(), "{path}: {err}");
+        assert!(
+            err.to_string().contains(&format!("{path:?}")),
+            "{path}: {err}"
+        );
+    }
+    assert_eq!(repo.refs().head_commit()?, None, "nothing was committed");
+    Ok(())
+}
