@@ -48,6 +48,23 @@ impl fmt::Display for Expected {
     }
 }
 
+/// Why a manifest path is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRefusal {
+    /// The path, as the manifest holds it.
+    pub path: String,
+    /// The rule it breaks.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for PathRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "path {:?} is refused: {}", self.path, self.reason)
+    }
+}
+
+impl std::error::Error for PathRefusal {}
+
 /// A name supplied from outside (a branch, remote, session id, config key)
 /// that breaks its rules; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -195,7 +212,7 @@ pub enum Error {
     /// A manifest path the caller supplied breaks the path policy
     /// (`name::check_manifest`); nothing was written.
     #[error("refusing the snapshot: {0}")]
-    RefusedPath(#[from] crate::name::PathRefusal),
+    RefusedPath(#[from] PathRefusal),
     /// A file or directory supplied by the caller cannot be used.
     #[error("cannot use '{path}': {reason}")]
     Input {

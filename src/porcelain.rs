@@ -421,7 +421,7 @@ fn refuse_case_collisions(work_tree: &Path, files: &BTreeMap<String, ObjectId>) 
         return Ok(());
     }
     match crate::name::case_collision(files.keys().map(String::as_str)) {
-        Some((_, path)) => Err(Error::RefusedPath(crate::name::PathRefusal {
+        Some((_, path)) => Err(Error::RefusedPath(crate::error::PathRefusal {
             path,
             reason: "another path of the snapshot differs from it only by case, and this \
                      filesystem ignores case",

@@ -21,30 +21,13 @@
 //! skips `.muse` and `.git` and lists regular files by their relative POSIX
 //! path, so nothing it writes is refused here.
 
+pub use crate::error::PathRefusal;
 use std::collections::HashSet;
-use std::fmt;
 
 /// The longest path accepted, in bytes (Linux's `PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;
 /// The longest path component accepted, in bytes (`NAME_MAX`).
 pub const MAX_COMPONENT_BYTES: usize = 255;
-
-/// Why a manifest path is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathRefusal {
-    /// The path, as the manifest holds it.
-    pub path: String,
-    /// The rule it breaks.
-    pub reason: &'static str,
-}
-
-impl fmt::Display for PathRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "path {:?} is refused: {}", self.path, self.reason)
-    }
-}
-
-impl std::error::Error for PathRefusal {}
 
 /// Checks one manifest path against the policy (see the module docs).
 pub fn check_path(path: &str) -> Result<(), PathRefusal> {

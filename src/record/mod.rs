@@ -44,7 +44,7 @@ trait Record: Serialize + DeserializeOwned {
     fn computed_id(&self) -> ObjectId;
     /// What the record's fields must satisfy beyond their id (a snapshot's
     /// manifest paths pass the path policy).
-    fn check_fields(&self) -> std::result::Result<(), crate::name::PathRefusal> {
+    fn check_fields(&self) -> std::result::Result<(), crate::error::PathRefusal> {
         Ok(())
     }
 }
@@ -67,7 +67,7 @@ impl Record for SnapshotRecord {
     fn computed_id(&self) -> ObjectId {
         SnapshotRecord::computed_id(self)
     }
-    fn check_fields(&self) -> std::result::Result<(), crate::name::PathRefusal> {
+    fn check_fields(&self) -> std::result::Result<(), crate::error::PathRefusal> {
         crate::name::check_manifest(self.manifest.keys().map(String::as_str))
     }
 }

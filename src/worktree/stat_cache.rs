@@ -70,7 +70,7 @@ impl FileStat {
 }
 
 const MAGIC: &str = "muse-stat-cache";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Disk {
@@ -79,6 +79,8 @@ struct Disk {
     repo_id: String,
     /// The filesystem time the cache was written (seconds, nanoseconds).
     written_at: (i64, u32),
+    /// The device whose clock `written_at` was read from.
+    dev: u64,
     entries: Vec<(String, FileStat, ObjectId)>,
 }
 
@@ -87,6 +89,7 @@ struct Disk {
 pub(crate) struct StatCache {
     entries: HashMap<String, (FileStat, ObjectId)>,
     written_at: (i64, u32),
+    dev: u64,
     changed: bool,
 }
 
@@ -125,6 +128,7 @@ impl StatCache {
                 .map(|(path, stat, id)| (path, (stat, id)))
                 .collect(),
             written_at: disk.written_at,
+            dev: disk.dev,
             changed: false,
         })
     }
@@ -133,7 +137,7 @@ impl StatCache {
     /// (see the module docs for the rule).
     pub(crate) fn lookup(&self, path: &str, stat: &FileStat) -> Option<ObjectId> {
         let (cached, id) = self.entries.get(path)?;
-        (cached == stat && stat.mtime < self.written_at).then_some(*id)
+        (cached == stat && Clock::proves(self.written_at, self.dev, stat)).then_some(*id)
     }
 
     /// Records that `path`, with `stat`, holds object `id`.
@@ -174,34 +178,69 @@ impl StatCache {
         repo_id: &str,
     ) -> Result<()> {
         let pending = PendingSave::stage(writer, layout)?;
-        pending.finish(self, repo_id)
+        pending.finish(self, layout, repo_id)
     }
 }
 
-/// A cache write begun before the walk it will describe: its temp file
-/// exists, and its creation time is the cache's write time (see the module
-/// docs). Dropped unfinished, it removes the temp file.
+/// A moment on the clock of the filesystem that holds the cache: the mtime
+/// of a temp file created for the purpose (and removed at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Clock {
+    at: (i64, u32),
+    dev: u64,
+}
+
+impl Clock {
+    /// Reads the clock of `layout`'s filesystem through `writer`.
+    pub(crate) fn read(writer: &DurableWriter, layout: &Layout) -> Result<Self> {
+        let probe = writer.stage(&layout.muse_stat_cache(), TempKind::State)?;
+        let created = std::fs::symlink_metadata(probe.temp_path())
+            .map_err(|e| Error::io("stat", probe.temp_path(), e))?;
+        // Dropping the probe removes its temp file.
+        Ok(Self {
+            at: FileStat::of(&created).mtime,
+            dev: created.dev(),
+        })
+    }
+
+    /// Whether stat data `stat`, seen before the moment `at` of device
+    /// `dev`'s clock, proves the file unchanged since it was seen: the
+    /// file is on that device (another filesystem's clock, a whole-second
+    /// mount inside the tree, is not this one), and both its mtime and its
+    /// ctime are strictly older (a write restoring the mtime, `touch -d` or
+    /// `cp -p`, still moves the ctime, which nobody can set).
+    fn proves(at: (i64, u32), dev: u64, stat: &FileStat) -> bool {
+        stat.dev == dev && stat.mtime < at && stat.ctime < at
+    }
+}
+
+/// A cache write whose clock was read before the walk it will describe
+/// (see the module docs); the file itself is staged only when the walk is
+/// done, so a long walk leaves no temp file for recovery to take.
 #[derive(Debug)]
 pub(crate) struct PendingSave<'w> {
-    staged: Staged<'w>,
-    written_at: (i64, u32),
+    writer: &'w DurableWriter,
+    clock: Clock,
 }
 
 impl<'w> PendingSave<'w> {
-    /// Creates the temp file of `layout`'s cache and reads the clock.
+    /// Reads the clock of `layout`'s filesystem, for a save through
+    /// `writer` later.
     pub(crate) fn stage(writer: &'w DurableWriter, layout: &Layout) -> Result<Self> {
-        let staged = writer.stage(&layout.muse_stat_cache(), TempKind::State)?;
-        let created = std::fs::symlink_metadata(staged.temp_path())
-            .map_err(|e| Error::io("stat", staged.temp_path(), e))?;
         Ok(Self {
-            staged,
-            written_at: FileStat::of(&created).mtime,
+            writer,
+            clock: Clock::read(writer, layout)?,
         })
     }
 
     /// Writes `cache` and commits the write (into the writer's batch, if
     /// it has one).
-    pub(crate) fn finish(mut self, cache: &mut StatCache, repo_id: &str) -> Result<()> {
+    pub(crate) fn finish(
+        self,
+        cache: &mut StatCache,
+        layout: &Layout,
+        repo_id: &str,
+    ) -> Result<()> {
         let mut entries: Vec<(String, FileStat, ObjectId)> = cache
             .entries
             .iter()
@@ -212,20 +251,20 @@ impl<'w> PendingSave<'w> {
             magic: MAGIC.to_owned(),
             version: VERSION,
             repo_id: repo_id.to_owned(),
-            written_at: self.written_at,
+            written_at: self.clock.at,
+            dev: self.clock.dev,
             entries,
         };
-        let mut bytes = rmp_serde::to_vec(&disk).map_err(|e| {
-            Error::corrupt(
-                self.staged.target(),
-                format!("cannot encode the stat cache: {e}"),
-            )
-        })?;
+        let target = layout.muse_stat_cache();
+        let mut bytes = rmp_serde::to_vec(&disk)
+            .map_err(|e| Error::corrupt(&target, format!("cannot encode the stat cache: {e}")))?;
         let sum = ObjectId::hash(&bytes);
         bytes.extend_from_slice(sum.as_bytes());
-        self.staged.write(&bytes)?;
-        self.staged.commit()?;
-        cache.written_at = self.written_at;
+        let mut staged: Staged<'_> = self.writer.stage(&target, TempKind::State)?;
+        staged.write(&bytes)?;
+        staged.commit()?;
+        cache.written_at = self.clock.at;
+        cache.dev = self.clock.dev;
         cache.changed = false;
         Ok(())
     }
@@ -239,6 +278,7 @@ impl<'w> PendingSave<'w> {
 pub(crate) struct Refresh<'w> {
     cache: StatCache,
     pending: Option<PendingSave<'w>>,
+    layout: Layout,
     repo_id: String,
 }
 
@@ -248,6 +288,7 @@ impl<'w> Refresh<'w> {
         Self {
             cache: StatCache::load(layout, repo_id),
             pending: None,
+            layout: layout.clone(),
             repo_id: repo_id.to_owned(),
         }
     }
@@ -283,10 +324,10 @@ impl<'w> Refresh<'w> {
         // Only entries older than the walk's start are kept: they stay safe
         // whatever later moment the cache is saved at (a change after the
         // walk began gives a file an mtime no older than that start).
-        let walk_start = self.pending.as_ref().map(|p| p.written_at);
+        let walk_start = self.pending.as_ref().map(|p| p.clock);
         for ((rel, _), stat) in files.iter().zip(fresh) {
             if let (Some(stat), Some(id), Some(start)) = (stat, manifest.get(rel), walk_start)
-                && stat.mtime < start
+                && Clock::proves(start.at, start.dev, &stat)
             {
                 self.cache.record(rel, stat, *id);
             }
@@ -319,14 +360,14 @@ impl<'w> Refresh<'w> {
             return Ok(());
         }
         let pending = PendingSave::stage(writer, layout)?;
-        pending.finish(&mut self.cache, &self.repo_id)
+        pending.finish(&mut self.cache, layout, &self.repo_id)
     }
 
     /// Saves the cache if it changed and this refresh may write it.
     pub(crate) fn finish(mut self) -> Result<()> {
         match self.pending.take() {
             Some(pending) if self.cache.is_changed() => {
-                pending.finish(&mut self.cache, &self.repo_id)
+                pending.finish(&mut self.cache, &self.layout, &self.repo_id)
             }
             _ => Ok(()),
         }
@@ -421,8 +462,8 @@ mod tests {
         cache.record(rel, stat, id);
         loop {
             let pending = PendingSave::stage(repo.writer(), repo.layout())?;
-            if stat.mtime < pending.written_at {
-                pending.finish(&mut cache, repo_id)?;
+            if stat.mtime < pending.clock.at && stat.ctime < pending.clock.at {
+                pending.finish(&mut cache, repo.layout(), repo_id)?;
                 return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
