@@ -398,12 +398,15 @@ fn refuse_obstacles(
                 });
             }
             Ok(meta) if meta.is_dir() => {
-                let prefix = format!("{rel}/");
-                if !to_remove.iter().any(|r| r.starts_with(&prefix)) {
+                // The directory goes only if checkout empties it: everything
+                // in it must be a path checkout removes.
+                if let Some(kept) = first_kept_entry(&path, rel, &removed)? {
                     return Err(Error::Input {
-                        path,
-                        reason: "an untracked directory is where checkout must write a file"
-                            .to_owned(),
+                        path: work_tree.join(&kept),
+                        reason: format!(
+                            "this untracked path is inside the directory '{rel}', where checkout \
+                             must write a file"
+                        ),
                     });
                 }
             }
@@ -411,6 +414,33 @@ fn refuse_obstacles(
         }
     }
     Ok(())
+}
+
+/// The first entry below directory `dir` (relative path `rel`) that is not
+/// a file in `removed`, walking without following symlinks: what would keep
+/// the directory from being emptied. Directories themselves are not kept
+/// (checkout prunes the empty ones).
+fn first_kept_entry(
+    dir: &Path,
+    rel: &str,
+    removed: &std::collections::BTreeSet<&str>,
+) -> Result<Option<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+        let child = format!("{rel}/{}", entry.file_name().to_string_lossy());
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io("stat", entry.path(), e))?;
+        if kind.is_dir() {
+            if let Some(kept) = first_kept_entry(&entry.path(), &child, removed)? {
+                return Ok(Some(kept));
+            }
+        } else if !removed.contains(child.as_str()) {
+            return Ok(Some(child));
+        }
+    }
+    Ok(None)
 }
 
 /// On a working tree whose filesystem ignores case, refuses a snapshot

@@ -50,12 +50,31 @@ pub struct Op {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Default)]
+/// Which paths a fault counts calls on.
+type PathFilter = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
+
+/// One armed fault: the call of `kind` on a path `on` accepts that comes
+/// after `skip` more such calls fails with `errno`.
+struct Fault {
+    kind: OpKind,
+    skip: usize,
+    on: PathFilter,
+    errno: i32,
+}
+
+#[derive(Default)]
 struct State {
     ops: Vec<Op>,
-    /// (kind, occurrence index to fail, errno)
-    faults: Vec<(OpKind, usize, i32)>,
-    seen: std::collections::HashMap<OpKind, usize>,
+    faults: Vec<Fault>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("ops", &self.ops)
+            .field("faults", &self.faults.len())
+            .finish()
+    }
 }
 
 /// A [`Vfs`] that records every call and injects failures.
@@ -73,9 +92,24 @@ impl FaultFs {
 
     /// Makes the `nth` (0-based) call of `kind` from now on fail with `errno`.
     pub fn fail_nth(&self, kind: OpKind, nth: usize, errno: i32) {
-        let mut state = self.state.lock();
-        let already = state.seen.get(&kind).copied().unwrap_or(0);
-        state.faults.push((kind, already + nth, errno));
+        self.fail_nth_where(kind, nth, errno, |_| true);
+    }
+
+    /// Makes the `nth` (0-based) call of `kind` from now on whose path `on`
+    /// accepts fail with `errno` (calls on other paths are not counted).
+    pub fn fail_nth_where(
+        &self,
+        kind: OpKind,
+        nth: usize,
+        errno: i32,
+        on: impl Fn(&Path) -> bool + Send + Sync + 'static,
+    ) {
+        self.state.lock().faults.push(Fault {
+            kind,
+            skip: nth,
+            on: Arc::new(on),
+            errno,
+        });
     }
 
     /// Every call recorded so far, in order.
@@ -96,18 +130,21 @@ impl FaultFs {
             kind,
             path: path.to_path_buf(),
         });
-        let count = state.seen.entry(kind).or_insert(0);
-        let index = *count;
-        *count += 1;
-        if let Some(pos) = state
-            .faults
-            .iter()
-            .position(|&(k, n, _)| k == kind && n == index)
-        {
-            let (_, _, errno) = state.faults.remove(pos);
-            return Err(io::Error::from_raw_os_error(errno));
+        let mut failing = None;
+        for (pos, fault) in state.faults.iter_mut().enumerate() {
+            if fault.kind != kind || !(fault.on)(path) {
+                continue;
+            }
+            if fault.skip == 0 && failing.is_none() {
+                failing = Some(pos);
+            } else {
+                fault.skip = fault.skip.saturating_sub(1);
+            }
         }
-        Ok(())
+        match failing {
+            Some(pos) => Err(io::Error::from_raw_os_error(state.faults.remove(pos).errno)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ pub(crate) use stat_cache::{FileStat, Refresh};
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -207,13 +207,19 @@ fn walk(
     out: &mut Vec<(String, PathBuf)>,
     excluded: &mut Exclusions,
 ) -> Result<()> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+    let entries = match fs::read_dir(dir) {
+        // A directory removed (or replaced by a file) since its parent was
+        // listed holds nothing now: it is not part of the tree.
+        Err(e) if gone(&e) && !prefix.is_empty() => return Ok(()),
+        entries => entries.map_err(|e| Error::io("read directory", dir, e))?,
+    };
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
         // `DirEntry::file_type` does not follow symlinks.
-        let kind = entry
-            .file_type()
-            .map_err(|e| Error::io("stat", entry.path(), e))?;
+        let kind = match entry.file_type() {
+            Err(e) if gone(&e) => continue,
+            kind => kind.map_err(|e| Error::io("stat", entry.path(), e))?,
+        };
         let os_name = entry.file_name();
         let Some(name) = os_name.to_str() else {
             return Err(Error::Input {
@@ -267,6 +273,13 @@ fn walk(
         // Sockets, FIFOs and devices are not content.
     }
     Ok(())
+}
+
+/// Whether `e` says a path listed a moment ago is no longer there (removed,
+/// or a parent replaced by a file): such a path was deleted while the tree
+/// was walked, which a snapshot records as a deletion.
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
 }
 
 /// Opens a working-tree file for reading without following a symlink, and
@@ -345,7 +358,7 @@ fn cached_or_read(
     buf: &mut Vec<u8>,
     store: Option<&ObjectStore>,
     cache: Option<&stat_cache::StatCache>,
-) -> Result<(ObjectId, Option<FileStat>)> {
+) -> Result<Option<(ObjectId, Option<FileStat>)>> {
     if let Some(cache) = cache
         && let Ok(meta) = fs::symlink_metadata(path)
         && meta.is_file()
@@ -357,12 +370,20 @@ fn cached_or_read(
                 Some(store) => store.holds(&id, stat.size())?,
             };
             if reusable {
-                return Ok((id, None));
+                return Ok(Some((id, None)));
             }
         }
     }
-    let (id, stat) = file_id(path, buf, store)?;
-    Ok((id, Some(stat)))
+    match file_id(path, buf, store) {
+        Ok((id, stat)) => Ok(Some((id, Some(stat)))),
+        // Removed since the walk listed it: a deletion, not a failure.
+        Err(Error::Io {
+            action: "open",
+            source,
+            ..
+        }) if gone(&source) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Hashes (and with `store`, stores) every file in parallel and builds the
@@ -383,7 +404,7 @@ fn build_manifest(
         files.len() as u64,
     );
     let cache = refresh.as_ref().map(|r| r.cache());
-    let found: Vec<(ObjectId, Option<FileStat>)> = files
+    let found: Vec<Option<(ObjectId, Option<FileStat>)>> = files
         .par_iter()
         .map_init(Vec::new, |buf, (rel, path)| {
             let found = cached_or_read(rel, path, buf, store, cache);
@@ -392,9 +413,17 @@ fn build_manifest(
         })
         .collect::<Result<_>>()?;
     progress.finish();
-    let (ids, fresh): (Vec<ObjectId>, Vec<Option<FileStat>>) = found.into_iter().unzip();
-    let manifest: BTreeMap<String, ObjectId> =
-        files.iter().map(|(rel, _)| rel.clone()).zip(ids).collect();
+    let mut manifest = BTreeMap::new();
+    let mut fresh = Vec::with_capacity(files.len());
+    for ((rel, _), found) in files.iter().zip(found) {
+        match found {
+            Some((id, stat)) => {
+                manifest.insert(rel.clone(), id);
+                fresh.push(stat);
+            }
+            None => fresh.push(None),
+        }
+    }
     if let Some(refresh) = refresh {
         refresh.update(files, fresh, &manifest);
     }
@@ -454,6 +483,9 @@ pub(crate) fn worktree_manifest_with(
 /// # }
 /// ```
 pub fn snapshot_worktree(repo: &Repository) -> Result<SnapshotRecord> {
+    // Held until the batch is published: gc never prunes objects and a
+    // record that are written but not yet visible.
+    let _guard = repo.write_guard()?;
     let batch = repo.writer().batch();
     // No working-tree lock here: the stat cache is used, not written.
     let mut refresh = Refresh::lookups_only(repo.layout(), &repo.info()?.repo_id);

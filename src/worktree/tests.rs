@@ -312,3 +312,60 @@ fn non_utf8_names_are_an_error_naming_the_path() -> TestResult {
     assert!(text.contains("UTF-8") && text.contains("bad"), "{text}");
     Ok(())
 }
+
+#[test]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test changes a working tree, which is not repository files"
+)]
+fn a_file_removed_after_the_walk_is_a_deletion_not_an_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    put(root, "keep.txt", b"kept")?;
+    put(root, "small.txt", b"goes away")?;
+    put(root, "d/large.bin", &vec![7u8; (SMALL_FILE as usize) * 2])?;
+    put(root, "e/inner.txt", b"parent becomes a file")?;
+    let files = scan_tree(root, &IgnoreRules::default())?;
+    assert_eq!(files.len(), 4);
+    // What a concurrent editor does between the walk and the reads.
+    fs::remove_file(root.join("small.txt"))?;
+    fs::remove_dir_all(root.join("d"))?;
+    fs::remove_dir_all(root.join("e"))?;
+    fs::write(root.join("e"), b"now a file")?;
+    let hashed = hash_tree(&files)?;
+    assert_eq!(keys(&hashed), ["keep.txt"]);
+    let repo = Repository::init_with(root, options())?;
+    let stored = store_tree(repo.objects(), &files)?;
+    assert_eq!(stored, hashed);
+    Ok(())
+}
+
+#[test]
+fn a_directory_removed_during_the_walk_is_skipped() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    put(dir.path(), "x/y.txt", b"y")?;
+    let rules = IgnoreRules::default();
+    let mut out = Vec::new();
+    let mut excluded = Exclusions::default();
+    // The walk reaching a subdirectory its parent listed but which is gone.
+    walk(
+        &dir.path().join("x/missing"),
+        "x/missing",
+        &rules,
+        &mut out,
+        &mut excluded,
+    )?;
+    assert!(out.is_empty());
+    // The tree's root missing stays an error.
+    assert!(
+        walk(
+            &dir.path().join("nope"),
+            "",
+            &rules,
+            &mut out,
+            &mut excluded
+        )
+        .is_err()
+    );
+    Ok(())
+}

@@ -185,6 +185,38 @@ fn checkout_refuses_to_overwrite_an_uncommitted_change() -> TestResult {
 }
 
 #[test]
+fn an_untracked_file_inside_a_directory_that_becomes_a_file_stops_checkout_first() -> TestResult {
+    let (dir, repo) = scratch()?;
+    write(dir.path(), "a.txt", b"a1")?;
+    write(dir.path(), "d", b"d is a file")?;
+    let file_d = porcelain::commit(&repo, "d file", None)?;
+    std::fs::remove_file(dir.path().join("d"))?;
+    write(dir.path(), "a.txt", b"a2")?;
+    write(dir.path(), "d/f", b"tracked f")?;
+    write(dir.path(), "d/sub/g", b"tracked g")?;
+    porcelain::commit(&repo, "d dir", None)?;
+    // Untracked, deep inside the directory that must become a file.
+    write(dir.path(), "d/sub/notes.txt", b"mine")?;
+    let before = tree(dir.path())?;
+    let head = repo.refs().head()?;
+    let err = porcelain::checkout(&repo, &Head::Detached(file_d.commit.commit_id), false)
+        .expect_err("the untracked file keeps d from being emptied");
+    assert!(err.to_string().contains("d/sub/notes.txt"), "{err}");
+    assert_eq!(
+        tree(dir.path())?,
+        before,
+        "nothing changed (a.txt not rewritten)"
+    );
+    assert_eq!(repo.refs().head()?, head, "HEAD unmoved");
+    // Once it is gone, the same checkout goes through.
+    std::fs::remove_file(dir.path().join("d/sub/notes.txt"))?;
+    porcelain::checkout(&repo, &Head::Detached(file_d.commit.commit_id), false)?;
+    assert_eq!(std::fs::read(dir.path().join("d"))?, b"d is a file");
+    assert_eq!(std::fs::read(dir.path().join("a.txt"))?, b"a1");
+    Ok(())
+}
+
+#[test]
 fn corrupt_object_stops_checkout_before_any_file_changes() -> TestResult {
     let (dir, repo) = scratch()?;
     write(dir.path(), "a.txt", b"version a1")?;
