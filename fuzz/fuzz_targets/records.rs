@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, json, "commit JSON is not a fixed point");
     }
     if let Ok(record) = serde_json::from_slice::<SnapshotRecord>(data) {
-        let json = record.to_json().expect("a parsed snapshot record serialises");
+        let json = record
+            .to_json()
+            .expect("a parsed snapshot record serialises");
         let back: SnapshotRecord = serde_json::from_slice(&json).expect("written record parses");
         assert_eq!(back, record, "snapshot record round trip");
         let again = back.to_json().expect("serialises again");

@@ -207,3 +207,69 @@ fn commit_apis_refuse_hostile_paths_as_user_errors() -> TestResult {
     assert_eq!(repo.refs().head_commit()?, None, "nothing was committed");
     Ok(())
 }
+
+/// A working tree on branch `main` holding `a.txt`, and a branch `theirs`
+/// whose commit adds `paths` (as a received repository could): what the
+/// obstacle tests check out.
+fn with_theirs(paths: &[&str]) -> TestResult<(tempfile::TempDir, muse_store::Repository)> {
+    let (dir, repo) = repo(Durability::None)?;
+    fs::write(dir.path().join("a.txt"), b"mine\n")?;
+    repo.commit_files([("a.txt", "mine\n")], &NewCommit::new("base"))?;
+    let mut files: Vec<(&str, &str)> = vec![("a.txt", "theirs\n")];
+    files.extend(paths.iter().map(|p| (*p, "planted\n")));
+    let theirs = muse_store::BranchName::new("theirs")?;
+    repo.refs().create_branch_at_head(&theirs)?;
+    repo.commit_files(
+        files,
+        &NewCommit {
+            branch: Some(theirs),
+            ..NewCommit::new("theirs")
+        },
+    )?;
+    Ok((dir, repo))
+}
+
+#[test]
+fn checkout_never_writes_through_an_untracked_symlink_or_a_symlinked_parent() -> TestResult {
+    let outside = tempfile::tempdir()?;
+    fs::write(outside.path().join("f"), b"outside, must stay\n")?;
+    let outside_before = fingerprint(outside.path())?;
+    // An untracked symlink at a path to write (to a file outside), and a
+    // symlinked directory among the parents of a path to write.
+    for (paths, link, target) in [
+        (&["f"][..], "f", outside.path().join("f")),
+        (&["d/f"][..], "d", outside.path().to_path_buf()),
+    ] {
+        let (dir, _repo) = with_theirs(paths)?;
+        std::os::unix::fs::symlink(&target, dir.path().join(link))?;
+        let before = fingerprint(dir.path())?;
+        for force in [false, true] {
+            let args: Vec<&str> = if force {
+                vec!["checkout", "--force", "theirs"]
+            } else {
+                vec!["checkout", "theirs"]
+            };
+            let (code, out, err) = muse(dir.path(), &args)?;
+            assert_eq!(
+                fingerprint(outside.path())?,
+                outside_before,
+                "{link} {args:?}: nothing outside the tree changed"
+            );
+            if force && link == "f" {
+                // --force replaces the untracked symlink itself (never the
+                // file it points to), as git does.
+                assert_eq!(code, 0, "{out}{err}");
+                assert!(!fs::symlink_metadata(dir.path().join("f"))?.is_symlink());
+                continue;
+            }
+            assert_ne!(code, 0, "{link} {args:?}: refused\n{out}{err}");
+            assert!(err.contains(link), "{link} {args:?}: names the path: {err}");
+            assert_eq!(
+                fingerprint(dir.path())?,
+                before,
+                "{link} {args:?}: refused before anything changed"
+            );
+        }
+    }
+    Ok(())
+}
