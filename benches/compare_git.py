@@ -21,8 +21,11 @@ RUNS = int(os.environ.get("RUNS", "3"))
 COMMITS = int(os.environ.get("COMMITS", "100" if QUICK else "1000"))
 SCRATCH = os.environ.get("SCRATCH", os.path.join(ROOT, "target", "compare-git"))
 
-GIT_DURABLE = ["-c", "core.fsync=committed", "-c", "core.fsyncMethod=batch"]
-GIT_OFF = ["-c", "core.fsync=none", "-c", "core.fsyncObjectFiles=false"]
+# gc.auto=0 on both: a commit of thousands of loose objects otherwise starts
+# a detached `git gc --auto`, which competes with the next measurement and
+# writes into the tree the script is removing.
+GIT_DURABLE = ["-c", "core.fsync=committed", "-c", "core.fsyncMethod=batch", "-c", "gc.auto=0"]
+GIT_OFF = ["-c", "core.fsync=none", "-c", "core.fsyncObjectFiles=false", "-c", "gc.auto=0"]
 
 
 def can_drop_caches():
@@ -104,6 +107,7 @@ class Side:
             run([MUSE, "init"], tree, self.env())
         else:
             run(["git", "init", "-q", "--object-format=sha256", "-b", "main"], tree)
+            run(["git", "config", "gc.auto", "0"], tree)
 
     def commit(self, tree, msg):
         if self.name == "muse":
@@ -174,7 +178,8 @@ def list_objects(tree):
 
 def fresh(tag):
     path = os.path.join(SCRATCH, tag)
-    shutil.rmtree(path, ignore_errors=True)
+    if os.path.exists(path):
+        shutil.rmtree(path)
     os.makedirs(path)
     return path
 

@@ -150,6 +150,13 @@ impl Layout {
         self.muse.join("MERGE_STATE.json")
     }
 
+    /// `.muse/CHECKOUT_IN_PROGRESS.json`: present only while a checkout is
+    /// changing the working tree (this project's own file).
+    #[must_use]
+    pub fn checkout_journal(&self) -> PathBuf {
+        self.muse.join("CHECKOUT_IN_PROGRESS.json")
+    }
+
     /// `.muse/REBASE_STATE.json`.
     #[must_use]
     pub fn rebase_state(&self) -> PathBuf {

@@ -114,7 +114,7 @@ pub use name::{
     check_manifest, check_path, fnmatch, names_metadata, python_repr, validate_remote_name,
 };
 pub use porcelain::{
-    CheckoutOutcome, Status, Upstream, checkout, commit_worktree, worktree_status,
+    CheckoutOutcome, Status, Upstream, checkout, commit_worktree, resume_checkout, worktree_status,
 };
 pub use progress::{NoProgress, Progress};
 pub use record::{
@@ -129,7 +129,9 @@ pub use repo::{
     RecoveryReport, Remote, RepoInfo, Repository, WriteGuard,
 };
 pub use revision::{MIN_PREFIX, Resolved, RevisionBase, RevisionSyntax};
-pub use state::{Checkpoint, Intent, MergeState, OpEntry, OpLog, RebaseState, Reservation};
+pub use state::{
+    CheckoutJournal, Checkpoint, Intent, MergeState, OpEntry, OpLog, RebaseState, Reservation,
+};
 pub use store::{ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader, hash_file};
 pub use worktree::{
     AttributeRule, Attributes, BUILTIN_PATTERNS, BUILTIN_SKIPPED_DIRS, Exclusions, IgnoreMatch,

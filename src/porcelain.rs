@@ -25,7 +25,7 @@ use crate::name::BranchName;
 use crate::progress::Progress;
 use crate::refs::{Head, RefState};
 use crate::repo::{CommitOutcome, NewCommit, Repository};
-use crate::state::{MergeState, RebaseState};
+use crate::state::{CheckoutJournal, MergeState, RebaseState};
 use crate::worktree::{
     Exclusions, IgnoreWarning, Refresh, stage_worktree, worktree_manifest_reporting,
     worktree_manifest_with,
@@ -60,6 +60,9 @@ pub fn commit_worktree(
     // The working tree and HEAD stay as they are until the branch moved (a
     // checkout waits), and gc cannot prune what the commit will name.
     let _worktree = repo.lock_worktree()?;
+    // A checkout interrupted earlier is completed first, so the commit never
+    // records a tree half of one commit and half of another.
+    resume_locked(repo, &crate::progress::NoProgress)?;
     let guard = repo.write_guard()?;
     let merge = MergeState::read(repo)?;
     let mut spec = spec.clone();
@@ -112,6 +115,9 @@ pub struct Status {
     pub merge: Option<MergeState>,
     /// The rebase in progress, if any.
     pub rebase: Option<RebaseState>,
+    /// A checkout that was interrupted and not completed yet (the next
+    /// [`checkout`], [`commit_worktree`] or [`resume_checkout`] completes it).
+    pub interrupted_checkout: Option<CheckoutJournal>,
     /// Deleted and added paths whose content is the same object: renames,
     /// as `(from, to)`, sorted (the paths stay in `changes` too).
     pub renamed: Vec<(String, String)>,
@@ -142,6 +148,7 @@ pub fn worktree_status(repo: &Repository) -> Result<Status> {
         changes,
         merge: MergeState::read(repo)?,
         rebase: RebaseState::read(repo)?,
+        interrupted_checkout: CheckoutJournal::read(repo)?,
         renamed,
         upstream,
         exclusions,
@@ -226,6 +233,9 @@ pub fn checkout(
     // No commit snapshots the tree half-switched, and no branch delete
     // removes the target while HEAD moves to it.
     let _worktree = repo.lock_worktree()?;
+    // A checkout interrupted earlier is completed first: its plan is the
+    // tree this one starts from.
+    resume_locked(repo, progress)?;
     let refs = repo.refs();
     let (new_commit, label) = checkout_target(repo, target)?;
     if !force && MergeState::read(repo)?.is_some() {
@@ -283,23 +293,72 @@ pub fn checkout(
     }
     let work_tree = repo.work_tree();
     refuse_obstacles(work_tree, &to_write, &to_remove, force)?;
-    // A path that turns from a file into a directory (or back) can only be
-    // written once the old one is gone. Then every object is verified first,
-    // so a damaged one still stops the checkout before any file changes,
-    // and the removals run before the writes.
-    let reshaped = file_dir_swaps(&to_write, &to_remove);
+    let from = match refs.head()? {
+        Head::Branch(b) => b.to_string(),
+        Head::Detached(id) => id.to_string(),
+    };
+    let journal = CheckoutJournal {
+        target_commit: new_commit,
+        target_branch: match target {
+            Head::Branch(b) => Some(b.to_string()),
+            Head::Detached(_) => None,
+        },
+        label,
+        from,
+        from_commit: current,
+        to_write: to_write.iter().map(|(p, _)| p.clone()).collect(),
+        to_remove: to_remove.clone(),
+    };
+    // The journal is durable before the first file of the tree changes and
+    // stays until HEAD moved: whatever stops this checkout in between, the
+    // next command completes it (`resume_checkout`).
+    apply_checkout(repo, &to_write, &to_remove, progress, &|| {
+        journal.write(repo)?;
+        crate::failpoint::barrier("checkout-journal-written");
+        Ok(())
+    })?;
+    crate::failpoint::barrier("checkout-before-head");
+    move_head_and_finish(repo, &journal)?;
+    save_checkout_cache(repo, refresh, &to_write, &to_remove);
+    Ok(CheckoutOutcome {
+        restored: to_write.len(),
+        removed: to_remove.len(),
+    })
+}
+
+/// Writes `to_write` and removes `to_remove` in the working tree, calling
+/// `before_first_change` once every object is known good and before the
+/// first file changes (not at all when there is nothing to change).
+///
+/// A path that turns from a file into a directory (or back) can only be
+/// written once the old one is gone: then every object is verified first,
+/// so a damaged one still stops the checkout before any file changes, and
+/// the removals run before the writes. Otherwise every file is written to a
+/// temp file in one batch, each verified as it is copied; only when all are
+/// complete (and, at the batch barrier, durable) are they renamed into
+/// place, so a damaged object stops the checkout (the batch is dropped, its
+/// temp files and new directories removed) before any file changes; the
+/// removals follow.
+fn apply_checkout(
+    repo: &Repository,
+    to_write: &[(String, ObjectId)],
+    to_remove: &[String],
+    progress: &dyn Progress,
+    before_first_change: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    if to_write.is_empty() && to_remove.is_empty() {
+        return Ok(());
+    }
+    let work_tree = repo.work_tree();
+    let reshaped = file_dir_swaps(to_write, to_remove);
     if reshaped {
         to_write
             .par_iter()
             .map(|(_, id)| repo.objects().verify(id).map(|_| ()))
             .collect::<Result<()>>()?;
-        remove_tracked(repo, &to_remove, progress)?;
+        before_first_change()?;
+        remove_tracked(repo, to_remove, progress)?;
     }
-    // Every file is written to a temp file in one batch, each verified as it
-    // is copied; only when all are complete and durable are they renamed
-    // into place. A damaged object therefore stops the checkout (the batch
-    // is dropped, its temp files and new directories removed) before any
-    // file changes.
     let batch = repo.writer().batch();
     let objects = repo.objects().with_writer(batch.writer().clone());
     if !to_write.is_empty() {
@@ -312,23 +371,91 @@ pub fn checkout(
                 done
             })
             .collect::<Result<()>>()?;
-        batch.commit()?;
         progress.finish();
     }
     if !reshaped {
-        remove_tracked(repo, &to_remove, progress)?;
+        before_first_change()?;
     }
-    let from = match refs.head()? {
-        Head::Branch(b) => b.to_string(),
-        Head::Detached(id) => id.to_string(),
+    batch.commit()?;
+    if !reshaped {
+        remove_tracked(repo, to_remove, progress)?;
+    }
+    Ok(())
+}
+
+/// Moves HEAD where `journal` says (unless it is there already) and removes
+/// the journal: the last step of a checkout, first or resumed.
+fn move_head_and_finish(repo: &Repository, journal: &CheckoutJournal) -> Result<()> {
+    let target = match &journal.target_branch {
+        Some(b) => Head::Branch(BranchName::new(b)?),
+        None => Head::Detached(journal.target_commit),
     };
-    crate::failpoint::barrier("checkout-before-head");
-    refs.set_head(target, &format!("checkout: moving from {from} to {label}"))?;
-    save_checkout_cache(repo, refresh, &to_write, &to_remove);
-    Ok(CheckoutOutcome {
-        restored: to_write.len(),
-        removed: to_remove.len(),
-    })
+    if repo.refs().head()? != target {
+        repo.refs().set_head(
+            &target,
+            &format!(
+                "checkout: moving from {} to {}",
+                journal.from, journal.label
+            ),
+        )?;
+    }
+    CheckoutJournal::clear(repo)
+}
+
+/// Completes a checkout that failed or was killed after it began changing
+/// the working tree (`CHECKOUT_IN_PROGRESS.json` exists): the paths it was
+/// writing get the target's content (each object verified), the paths it
+/// was removing go, HEAD moves to the target, and the journal is removed.
+/// Returns the journal of the checkout it completed, `None` when there was
+/// none. Paths the checkout did not touch are left as they are, so local
+/// changes it carried over survive. `muse` runs this on every command but
+/// fsck; an embedder calls it after opening a repository.
+pub fn resume_checkout(
+    repo: &Repository,
+    progress: &dyn Progress,
+) -> Result<Option<CheckoutJournal>> {
+    if CheckoutJournal::read(repo)?.is_none() {
+        return Ok(None);
+    }
+    let _worktree = repo.lock_worktree()?;
+    resume_locked(repo, progress)
+}
+
+/// [`resume_checkout`] for a caller holding the working-tree lock.
+fn resume_locked(repo: &Repository, progress: &dyn Progress) -> Result<Option<CheckoutJournal>> {
+    let Some(journal) = CheckoutJournal::read(repo)? else {
+        return Ok(None);
+    };
+    let target_files = repo.records().tree_of(Some(journal.target_commit))?;
+    let work_tree = repo.work_tree();
+    let mut to_write = Vec::new();
+    for path in &journal.to_write {
+        let id = *target_files.get(path).ok_or_else(|| {
+            Error::corrupt(
+                repo.layout().checkout_journal(),
+                format!(
+                    "it lists '{path}', which commit {} does not hold",
+                    journal.target_commit
+                ),
+            )
+        })?;
+        let full = work_tree.join(path);
+        let done = std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_file())
+            && crate::store::hash_file(&full).is_ok_and(|(have, _)| have == id);
+        if !done {
+            to_write.push((path.clone(), id));
+        }
+    }
+    let to_remove: Vec<String> = journal
+        .to_remove
+        .iter()
+        // A directory there is the target's (a file that became one).
+        .filter(|p| std::fs::symlink_metadata(work_tree.join(p)).is_ok_and(|m| !m.is_dir()))
+        .cloned()
+        .collect();
+    apply_checkout(repo, &to_write, &to_remove, progress, &|| Ok(()))?;
+    move_head_and_finish(repo, &journal)?;
+    Ok(Some(journal))
 }
 
 /// The commit `target` names, and how the reflog names it.

@@ -309,8 +309,22 @@ struct Context {
 }
 
 impl Context {
+    /// The repository around `cwd`, opened with recovery, and a checkout
+    /// that was interrupted completed (said on stderr). A completion that
+    /// fails is said too and does not stop the command: a command that
+    /// changes the tree tries again and fails with the reason, and status
+    /// shows the interrupted checkout.
     fn repo(&self) -> Result<Repository, Failure> {
-        Ok(Repository::discover_with(&self.cwd, self.options.clone())?)
+        let repo = Repository::discover_with(&self.cwd, self.options.clone())?;
+        match muse_store::resume_checkout(&repo, &muse_store::NoProgress) {
+            Ok(None) => {}
+            Ok(Some(done)) => eprintln!(
+                "muse: completed the checkout of {} that was interrupted (moving from {})",
+                done.label, done.from
+            ),
+            Err(e) => eprintln!("muse: an interrupted checkout could not be completed: {e}"),
+        }
+        Ok(repo)
     }
 }
 

@@ -100,6 +100,7 @@ pub(super) fn status(
                 "merge_in_progress": st.merge.is_some(),
                 "conflict_paths": st.merge.as_ref().map(|m| m.conflict_paths.clone()),
                 "rebase_in_progress": st.rebase.is_some(),
+                "checkout_interrupted": st.interrupted_checkout.as_ref().map(|j| j.label.clone()),
                 "excluded": {
                     "builtin_total": ex.builtin_total(),
                     "builtin_dirs": ex.builtin_dirs,
@@ -135,6 +136,15 @@ pub(super) fn status(
         emit(
             out,
             format_args!("  (fix the conflicts, then muse commit)\n"),
+        )?;
+    }
+    if let Some(j) = &st.interrupted_checkout {
+        emit(
+            out,
+            format_args!(
+                "A checkout of {} was interrupted; the next checkout or commit completes it.\n",
+                j.label
+            ),
         )?;
     }
     if let Some(r) = &st.rebase {

@@ -57,6 +57,7 @@ pub(crate) fn collect(repo: &Repository, roots: &mut Roots, problems: &mut Vec<P
         layout.transactions_dir(),
         layout.head(),
         layout.merge_state(),
+        layout.checkout_journal(),
         layout.rebase_state(),
         layout.remotes_dir(),
         layout.stash(),

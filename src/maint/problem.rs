@@ -65,6 +65,9 @@ pub enum ProblemKind {
     StrayFile,
     /// Something fsck could not read.
     IoError,
+    /// A checkout stopped after it began changing the working tree and was
+    /// not completed yet (`CHECKOUT_IN_PROGRESS.json`).
+    InterruptedCheckout,
 }
 
 /// One problem.

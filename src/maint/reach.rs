@@ -20,7 +20,7 @@ use crate::id::ObjectId;
 use crate::layout::Layout;
 use crate::refs::{Head, Journal, Reflog};
 use crate::repo::Repository;
-use crate::state::{MergeState, OpLog, RebaseState};
+use crate::state::{CheckoutJournal, MergeState, OpLog, RebaseState};
 
 fn rel(layout: &Layout, path: &Path) -> String {
     path.strip_prefix(layout.muse_dir())
@@ -198,6 +198,45 @@ pub(crate) fn collect_roots(repo: &Repository, problems: &mut Vec<Problem>) -> R
             ProblemKind::BadStateFile,
             &e,
             rebase_path,
+        )),
+    }
+
+    // An interrupted checkout: both ends stay until it is completed, and
+    // fsck says the working tree is between them.
+    let checkout_path = layout.checkout_journal();
+    match CheckoutJournal::read(repo) {
+        Ok(Some(journal)) => {
+            problems.push(Problem::new(
+                Severity::Note,
+                ProblemKind::InterruptedCheckout,
+                Some(checkout_path.clone()),
+                Some(journal.target_commit),
+                format!(
+                    "a checkout from {} to {} was interrupted: {} paths may be between the two \
+                     commits; the next muse command completes it",
+                    journal.from,
+                    journal.label,
+                    journal.to_write.len() + journal.to_remove.len()
+                ),
+            ));
+            for id in journal
+                .from_commit
+                .into_iter()
+                .chain([journal.target_commit])
+            {
+                roots.commits.push(Root {
+                    id,
+                    source: "CHECKOUT_IN_PROGRESS.json".into(),
+                    path: checkout_path.clone(),
+                    strong: true,
+                });
+            }
+        }
+        Ok(None) => {}
+        Err(e) => problems.push(Problem::from_error(
+            ProblemKind::BadStateFile,
+            &e,
+            checkout_path,
         )),
     }
 

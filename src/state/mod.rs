@@ -15,6 +15,7 @@
 //! - caller-supplied names that become paths (session ids, reservation and
 //!   intent ids) are validated or typed before any path is built from them.
 
+mod checkout;
 mod coordination;
 mod merge;
 mod oplog;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use checkout::CheckoutJournal;
 pub use coordination::{Intent, Reservation};
 pub use merge::MergeState;
 pub use oplog::{Checkpoint, OpEntry, OpLog};

@@ -307,3 +307,138 @@ fn a_batch_over_a_real_second_filesystem_syncs_both() -> TestResult {
     let _ = std::process::Command::new("umount").arg(&mnt).status();
     result
 }
+
+/// Every regular file of the working tree (outside `.muse/`) with its id.
+fn work_tree_ids(
+    root: &std::path::Path,
+) -> TestResult<std::collections::BTreeMap<String, ObjectId>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let rel = entry
+                .path()
+                .strip_prefix(root)?
+                .to_string_lossy()
+                .into_owned();
+            if entry.file_type()?.is_dir() {
+                if rel != ".muse" {
+                    stack.push(entry.path());
+                }
+            } else {
+                out.insert(rel, ObjectId::hash(&std::fs::read(entry.path())?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn a_checkout_failed_at_any_step_is_all_old_or_all_new_after_one_more_command() -> TestResult {
+    use muse_store::{BranchName, CheckoutJournal, Head, NewCommit};
+    let kinds = [
+        OpKind::Create,
+        OpKind::Write,
+        OpKind::SyncFile,
+        OpKind::Rename,
+        OpKind::Remove,
+        OpKind::CreateDir,
+        OpKind::RemoveDir,
+        OpKind::SyncDir,
+        OpKind::SyncFs,
+    ];
+    let (mut failed, mut journaled, mut completed) = (0, 0, 0);
+    for kind in kinds {
+        for nth in [0, 1, 3, 7, 20] {
+            let (dir, repo, fs) = faulty_repo(Durability::Full)?;
+            // Side a: 24 files; side b rewrites half, removes a quarter,
+            // adds new ones, and turns a file into a directory.
+            let a: Vec<(String, Vec<u8>)> = (0..24u8)
+                .map(|i| (format!("d{}/f{i}", i % 3), pattern(100, i)))
+                .chain([("x".to_owned(), b"x is a file".to_vec())])
+                .collect();
+            let mut b: Vec<(String, Vec<u8>)> = (0..24u8)
+                .filter(|i| i % 4 != 0)
+                .map(|i| {
+                    let bytes = if i % 2 == 0 {
+                        pattern(100, i)
+                    } else {
+                        pattern(90, 200 - i)
+                    };
+                    (format!("d{}/f{i}", i % 3), bytes)
+                })
+                .collect();
+            b.extend((0..6u8).map(|i| (format!("new/n{i}"), pattern(50, 100 + i))));
+            b.push(("x/inner".to_owned(), b"x is a directory".to_vec()));
+            let side_a = BranchName::new("a")?;
+            let side_b = BranchName::new("b")?;
+            let made_a = repo.commit_files(
+                a.iter().map(|(p, c)| (p.as_str(), c.as_slice())),
+                &NewCommit::new("a").branch(side_a.clone()),
+            )?;
+            let made_b = repo.commit_files(
+                b.iter().map(|(p, c)| (p.as_str(), c.as_slice())),
+                &NewCommit::new("b").branch(side_b.clone()),
+            )?;
+            repo.refs()
+                .set_head(&Head::Branch(side_a.clone()), "start")?;
+            porcelain::checkout(&repo, &Head::Branch(side_a.clone()), true)?;
+            let tree_a = made_a.snapshot.manifest.clone();
+            let tree_b = made_b.snapshot.manifest.clone();
+            assert_eq!(work_tree_ids(dir.path())?, tree_a);
+
+            fs.fail_nth(kind, nth, libc::EIO);
+            let result = porcelain::checkout(&repo, &Head::Branch(side_b.clone()), false);
+            if result.is_err() {
+                failed += 1;
+            }
+            if CheckoutJournal::read(&repo)?.is_some() {
+                journaled += 1;
+            }
+            // One more command (the CLI runs this on every command).
+            let resumed = muse_store::resume_checkout(&repo, &muse_store::NoProgress)
+                .map_err(|e| format!("{kind:?} #{nth}: resume after {result:?}: {e}"))?;
+            if resumed.is_some() {
+                completed += 1;
+            }
+            let work = work_tree_ids(dir.path())?;
+            let head = repo.refs().head()?;
+            let context = format!("{kind:?} #{nth} ({result:?})");
+            if head == Head::Branch(side_a.clone()) {
+                assert_eq!(work, tree_a, "{context}: HEAD old, so all old");
+            } else {
+                assert_eq!(head, Head::Branch(side_b.clone()), "{context}");
+                assert_eq!(work, tree_b, "{context}: HEAD new, so all new");
+            }
+            assert!(
+                CheckoutJournal::read(&repo)?.is_none(),
+                "{context}: journal gone"
+            );
+            assert!(
+                porcelain::status(&repo)?.changes.is_empty(),
+                "{context}: clean"
+            );
+            if kind == OpKind::Remove {
+                // A failed unlink leaves the file it could not unlink (here
+                // the stat cache's clock probe, which recovery removes
+                // later); the working tree must still hold none.
+                let left: Vec<_> = crate::temp_files(dir.path())?
+                    .into_iter()
+                    .filter(|p| !p.starts_with(repo.layout().muse_dir()))
+                    .collect();
+                assert!(left.is_empty(), "{context}: temp files left: {left:?}");
+            } else {
+                assert_no_temp_files(dir.path(), &context)?;
+            }
+        }
+    }
+    eprintln!(
+        "{failed} checkouts failed by injection, {journaled} left a journal, {completed} completed by the next command"
+    );
+    assert!(
+        failed > 0 && completed > 0,
+        "the injection reached both sides of the journal"
+    );
+    Ok(())
+}

@@ -1014,6 +1014,7 @@ fn checkout_chaos(test: &str, all_or_nothing: bool) -> TestResult {
     }
     let points = [
         Kill::AtBarrier("batch-before-publish"),
+        Kill::AtBarrier("checkout-journal-written"),
         Kill::AtBarrier("checkout-before-head"),
     ];
     let mut tally = CheckoutTally::default();
@@ -1038,7 +1039,7 @@ fn checkout_chaos(test: &str, all_or_nothing: bool) -> TestResult {
         check_after_checkout(&root, &commits, all_or_nothing, &mut tally).map_err(context)?;
     }
     println!(
-        "{test}: {rounds} rounds in {:.1?} ({} killed, {} finished first; kill delays up to 1.3 x {scale:.1?}): files always whole, status always honest; {} rounds left a mixed tree and {} a tree status reported dirty (TODO: all-or-nothing checkout, branch p10); {} .restore-tmp- files seen after the next open, none after recovery",
+        "{test}: {rounds} rounds in {:.1?} ({} killed, {} finished first; kill delays up to 1.3 x {scale:.1?}): files always whole, status always honest; {} rounds left a mixed tree and {} a tree status reported dirty after the next command (all-or-nothing asserted: {all_or_nothing}); {} .restore-tmp- files seen after the next open, none after recovery",
         started.elapsed(),
         tally.killed,
         tally.finished,
@@ -1123,10 +1124,8 @@ fn check_after_checkout(
         return Err(format!("status says clean = {}, diff {diff:?}", status["clean"]).into());
     }
 
-    // TODO (all-or-nothing checkout, branch p10): the tree is all old with
-    // HEAD old, or all new with HEAD new. Today a kill between the renames,
-    // or after them and before HEAD moves, leaves it mixed or dirty; only
-    // the `_all_old_or_all_new` test (ignored until then) asserts it.
+    // All or nothing: the tree is all old with HEAD old, or all new with
+    // HEAD new (the command above completed an interrupted checkout).
     let whole_commit = commits.values().any(|(_, tree)| *tree == work);
     if !whole_commit {
         tally.mixed += 1;
@@ -1188,15 +1187,13 @@ fn check_after_checkout(
     Ok(())
 }
 
+/// A checkout killed anywhere (while staging, after its journal is
+/// durable, between its renames, before HEAD moves): after one more command
+/// every file is whole and the tree is all old with HEAD old or all new
+/// with HEAD new (the next command completes an interrupted checkout).
 #[test]
 fn checkout_killed_at_random_points_leaves_whole_files_and_an_honest_status() -> TestResult {
-    checkout_chaos("checkout_chaos", false)
-}
-
-#[test]
-#[ignore = "TODO(issue 11, branch p10): checkout is not all-or-nothing yet; a kill between its renames or before HEAD moves leaves a tree that is not HEAD's (status reports it dirty)"]
-fn checkout_killed_at_random_points_leaves_all_old_or_all_new() -> TestResult {
-    checkout_chaos("checkout_all_or_nothing", true)
+    checkout_chaos("checkout_chaos", true)
 }
 
 // --- gc --prune=now ----------------------------------------------------------
