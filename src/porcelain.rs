@@ -387,7 +387,8 @@ fn apply_checkout(
 /// the journal: the last step of a checkout, first or resumed.
 fn move_head_and_finish(repo: &Repository, journal: &CheckoutJournal) -> Result<()> {
     let target = match &journal.target_branch {
-        Some(b) => Head::Branch(BranchName::new(b)?),
+        // Written from a branch HEAD could name: a stored name.
+        Some(b) => Head::Branch(BranchName::from_stored(b)?),
         None => Head::Detached(journal.target_commit),
     };
     if repo.refs().head()? != target {
