@@ -428,6 +428,24 @@ fn resume_locked(repo: &Repository, progress: &dyn Progress) -> Result<Option<Ch
         return Ok(None);
     };
     let target_files = repo.records().tree_of(Some(journal.target_commit))?;
+    // The journal is input like any file under `.muse/` (a received
+    // repository may carry one): every path it would remove must be a path
+    // of the commit HEAD was on, which passed the path policy when its
+    // snapshot was read, and not one the target keeps.
+    let from_files = repo.records().tree_of(journal.from_commit)?;
+    let journal_path = repo.layout().checkout_journal();
+    for path in &journal.to_remove {
+        if !from_files.contains_key(path) || target_files.contains_key(path) {
+            return Err(Error::corrupt(
+                &journal_path,
+                format!(
+                    "it would remove '{path}', which is not a path the checkout from {} to {} \
+                     removes",
+                    journal.from, journal.label
+                ),
+            ));
+        }
+    }
     let work_tree = repo.work_tree();
     let mut to_write = Vec::new();
     for path in &journal.to_write {
@@ -454,6 +472,8 @@ fn resume_locked(repo: &Repository, progress: &dyn Progress) -> Result<Option<Ch
         .filter(|p| std::fs::symlink_metadata(work_tree.join(p)).is_ok_and(|m| !m.is_dir()))
         .cloned()
         .collect();
+    // As a first checkout does: never through a symlink planted since.
+    refuse_obstacles(work_tree, &to_write, &to_remove, true)?;
     apply_checkout(repo, &to_write, &to_remove, progress, &|| Ok(()))?;
     move_head_and_finish(repo, &journal)?;
     Ok(Some(journal))
@@ -495,6 +515,16 @@ fn refuse_obstacles(
 ) -> Result<()> {
     let removed: std::collections::BTreeSet<&str> = to_remove.iter().map(String::as_str).collect();
     let mut parents_seen = std::collections::HashSet::new();
+    // A removal never goes through a symlinked directory either.
+    for rel in to_remove {
+        for (i, _) in rel.match_indices('/') {
+            let parent = &rel[..i];
+            let path = work_tree.join(parent);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::Symlink { path });
+            }
+        }
+    }
     for (rel, _) in to_write {
         for (i, _) in rel.match_indices('/') {
             let parent = &rel[..i];

@@ -273,3 +273,64 @@ fn checkout_never_writes_through_an_untracked_symlink_or_a_symlinked_parent() ->
     }
     Ok(())
 }
+
+#[test]
+fn a_crafted_checkout_journal_cannot_remove_or_write_outside_its_checkout() -> TestResult {
+    let outside = tempfile::tempdir()?;
+    fs::write(outside.path().join("victim"), b"must stay\n")?;
+    let (dir, repo) = with_theirs(&["t.txt"])?;
+    let head = repo.refs().head_commit()?.ok_or("a commit")?;
+    let theirs = repo
+        .refs()
+        .branch(&muse_store::BranchName::new("theirs")?)?
+        .ok_or("theirs")?;
+    let victim = outside.path().join("victim");
+    let dots = std::iter::repeat_n("..", dir.path().components().count())
+        .collect::<Vec<_>>()
+        .join("/");
+    let escape = format!("{dots}{}/victim", outside.path().display());
+    let journal = repo.layout().checkout_journal();
+    for (to_write, to_remove) in [
+        (vec![], vec![escape.clone()]),
+        (vec![], vec![victim.to_string_lossy().into_owned()]),
+        (vec![], vec![".muse/refs/heads/main".to_owned()]),
+        (vec![], vec![".muse/HEAD".to_owned()]),
+        // A path of HEAD's commit that the target keeps.
+        (vec![], vec!["a.txt".to_owned()]),
+        (vec![".git/config".to_owned()], vec![]),
+        (vec!["../x".to_owned()], vec![]),
+    ] {
+        let planted = serde_json::json!({
+            "target_commit": theirs.to_hex(),
+            "target_branch": "theirs",
+            "label": "theirs",
+            "from": "main",
+            "from_commit": head.to_hex(),
+            "to_write": to_write,
+            "to_remove": to_remove,
+        });
+        fs::write(&journal, serde_json::to_vec(&planted)?)?;
+        let before = fingerprint(dir.path())?;
+        let (code, out, err) = muse(dir.path(), &["status"])?;
+        assert_eq!(code, 0, "{planted}: status still works\n{out}{err}");
+        assert!(
+            err.contains("could not be completed"),
+            "{planted}: said on stderr: {err}"
+        );
+        let (code, _, err) = muse(dir.path(), &["checkout", "theirs"])?;
+        assert_eq!(code, 3, "{planted}: a crafted journal is damage: {err}");
+        assert!(err.contains("CHECKOUT_IN_PROGRESS.json"), "{err}");
+        assert_eq!(fs::read(&victim)?, b"must stay\n", "{planted}");
+        assert_eq!(
+            fingerprint(dir.path())?,
+            before,
+            "{planted}: nothing changed"
+        );
+        let (code, out, _) = muse(dir.path(), &["fsck", "--format", "json"])?;
+        assert!(
+            out.contains("interrupted_checkout"),
+            "{planted}: fsck shows it ({code}): {out}"
+        );
+    }
+    Ok(())
+}
