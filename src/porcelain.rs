@@ -148,7 +148,12 @@ pub fn worktree_status(repo: &Repository) -> Result<Status> {
         changes,
         merge: MergeState::read(repo)?,
         rebase: RebaseState::read(repo)?,
-        interrupted_checkout: CheckoutJournal::read(repo)?,
+        // An unreadable journal is reported by the command that tries to
+        // complete it (and fsck); status still shows the tree.
+        interrupted_checkout: CheckoutJournal::read(repo).unwrap_or_else(|e| {
+            log::warn!("{e}");
+            None
+        }),
         renamed,
         upstream,
         exclusions,
@@ -235,7 +240,17 @@ pub fn checkout(
     let _worktree = repo.lock_worktree()?;
     // A checkout interrupted earlier is completed first: its plan is the
     // tree this one starts from.
-    resume_locked(repo, progress)?;
+    // One that cannot be completed (a damaged or crafted journal, an
+    // obstacle) stops a checkout; `--force` discards it and makes the tree
+    // the target's from whatever state it is in.
+    match resume_locked(repo, progress) {
+        Ok(_) => {}
+        Err(e) if force => {
+            log::warn!("discarding an interrupted checkout that cannot be completed: {e}");
+            CheckoutJournal::clear(repo)?;
+        }
+        Err(e) => return Err(e),
+    }
     let refs = repo.refs();
     let (new_commit, label) = checkout_target(repo, target)?;
     if !force && MergeState::read(repo)?.is_some() {
@@ -386,18 +401,31 @@ fn apply_checkout(
 /// Moves HEAD where `journal` says (unless it is there already) and removes
 /// the journal: the last step of a checkout, first or resumed.
 fn move_head_and_finish(repo: &Repository, journal: &CheckoutJournal) -> Result<()> {
+    let mut label = journal.label.clone();
     let target = match &journal.target_branch {
         // Written from a branch HEAD could name: a stored name.
-        Some(b) => Head::Branch(BranchName::from_stored(b)?),
+        Some(b) => {
+            let branch = BranchName::from_stored(b)?;
+            if repo.refs().branch(&branch)? == Some(journal.target_commit) {
+                Head::Branch(branch)
+            } else {
+                // The branch moved (or went) while the tree was switched:
+                // HEAD on it would make the tree look like a change that
+                // reverts the move. HEAD names what the tree holds.
+                log::warn!(
+                    "branch '{b}' moved during the checkout; HEAD is detached at {}",
+                    journal.target_commit
+                );
+                label = format!("{} (branch '{b}' moved meanwhile)", journal.target_commit);
+                Head::Detached(journal.target_commit)
+            }
+        }
         None => Head::Detached(journal.target_commit),
     };
     if repo.refs().head()? != target {
         repo.refs().set_head(
             &target,
-            &format!(
-                "checkout: moving from {} to {}",
-                journal.from, journal.label
-            ),
+            &format!("checkout: moving from {} to {label}", journal.from),
         )?;
     }
     CheckoutJournal::clear(repo)
@@ -574,16 +602,38 @@ fn refuse_obstacles(
     Ok(())
 }
 
-/// The first entry below directory `dir` (relative path `rel`) that is not
-/// a file in `removed`, walking without following symlinks: what would keep
-/// the directory from being emptied. Directories themselves are not kept
-/// (checkout prunes the empty ones).
+/// The first entry below directory `dir` (relative path `rel`) that would
+/// keep checkout from emptying it: a file, symlink or other entry not in
+/// `removed`, or a directory that holds no file to remove (an empty one,
+/// which pruning never reaches), walking without following symlinks.
 fn first_kept_entry(
     dir: &Path,
     rel: &str,
     removed: &std::collections::BTreeSet<&str>,
 ) -> Result<Option<String>> {
+    match scan_emptied(dir, rel, removed)? {
+        Emptied::Kept(kept) => Ok(Some(kept)),
+        Emptied::Removes(true) => Ok(None),
+        Emptied::Removes(false) => Ok(Some(rel.to_owned())),
+    }
+}
+
+/// What removing `removed` does to a directory.
+enum Emptied {
+    /// This entry stays: the directory cannot be emptied.
+    Kept(String),
+    /// It is emptied; `true` when it held at least one file to remove (so
+    /// pruning, which starts from removed files' parents, reaches it).
+    Removes(bool),
+}
+
+fn scan_emptied(
+    dir: &Path,
+    rel: &str,
+    removed: &std::collections::BTreeSet<&str>,
+) -> Result<Emptied> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+    let mut any = false;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
         let child = format!("{rel}/{}", entry.file_name().to_string_lossy());
@@ -591,14 +641,18 @@ fn first_kept_entry(
             .file_type()
             .map_err(|e| Error::io("stat", entry.path(), e))?;
         if kind.is_dir() {
-            if let Some(kept) = first_kept_entry(&entry.path(), &child, removed)? {
-                return Ok(Some(kept));
+            match scan_emptied(&entry.path(), &child, removed)? {
+                Emptied::Kept(kept) => return Ok(Emptied::Kept(kept)),
+                Emptied::Removes(false) => return Ok(Emptied::Kept(child)),
+                Emptied::Removes(true) => any = true,
             }
-        } else if !removed.contains(child.as_str()) {
-            return Ok(Some(child));
+        } else if removed.contains(child.as_str()) {
+            any = true;
+        } else {
+            return Ok(Emptied::Kept(child));
         }
     }
-    Ok(None)
+    Ok(Emptied::Removes(any))
 }
 
 /// On a working tree whose filesystem ignores case, refuses a snapshot

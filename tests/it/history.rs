@@ -208,8 +208,18 @@ fn an_untracked_file_inside_a_directory_that_becomes_a_file_stops_checkout_first
         "nothing changed (a.txt not rewritten)"
     );
     assert_eq!(repo.refs().head()?, head, "HEAD unmoved");
-    // Once it is gone, the same checkout goes through.
+    // An empty untracked directory keeps `d` from being emptied too (pruning
+    // never reaches it): refused, naming it.
     std::fs::remove_file(dir.path().join("d/sub/notes.txt"))?;
+    std::fs::create_dir_all(dir.path().join("d/sub/empty/deeper"))?;
+    let before = tree(dir.path())?;
+    let err = porcelain::checkout(&repo, &Head::Detached(file_d.commit.commit_id), false)
+        .expect_err("the empty directory keeps d from being emptied");
+    assert!(err.to_string().contains("d/sub/empty"), "{err}");
+    assert_eq!(tree(dir.path())?, before, "nothing changed");
+    assert_eq!(repo.refs().head()?, head, "HEAD unmoved");
+    // Once it is gone, the same checkout goes through.
+    std::fs::remove_dir_all(dir.path().join("d/sub/empty"))?;
     porcelain::checkout(&repo, &Head::Detached(file_d.commit.commit_id), false)?;
     assert_eq!(std::fs::read(dir.path().join("d"))?, b"d is a file");
     assert_eq!(std::fs::read(dir.path().join("a.txt"))?, b"a1");

@@ -334,3 +334,65 @@ fn a_crafted_checkout_journal_cannot_remove_or_write_outside_its_checkout() -> T
     }
     Ok(())
 }
+
+#[test]
+fn an_interrupted_checkout_whose_branch_moved_detaches_head_and_a_bad_journal_stops_nothing_forced()
+-> TestResult {
+    let (dir, repo) = with_theirs(&["t.txt"])?;
+    let theirs_name = muse_store::BranchName::new("theirs")?;
+    let from = repo.refs().head_commit()?.ok_or("a commit")?;
+    let theirs = repo.refs().branch(&theirs_name)?.ok_or("theirs")?;
+    // A checkout of `theirs` killed after the tree was switched, before
+    // HEAD moved; meanwhile `theirs` moved on.
+    let (code, out, err) = muse(dir.path(), &["checkout", "theirs"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    repo.refs().set_head(
+        &muse_store::Head::Branch(muse_store::BranchName::new("main")?),
+        "rewind",
+    )?;
+    muse_store::CheckoutJournal {
+        target_commit: theirs,
+        target_branch: Some("theirs".into()),
+        label: "theirs".into(),
+        from: "main".into(),
+        from_commit: Some(from),
+        to_write: vec!["a.txt".into(), "t.txt".into()],
+        to_remove: vec![],
+    }
+    .write(&repo)?;
+    let later = repo
+        .commit_files(
+            [("a.txt", "later\n")],
+            &NewCommit::new("later").branch(theirs_name.clone()),
+        )?
+        .commit
+        .commit_id;
+    let (code, out, err) = muse(dir.path(), &["status", "--format", "json"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("completed the checkout"), "{err}");
+    assert_eq!(
+        repo.refs().head()?,
+        muse_store::Head::Detached(theirs),
+        "HEAD names what the tree holds, not the moved branch"
+    );
+    assert_eq!(
+        repo.refs().branch(&theirs_name)?,
+        Some(later),
+        "the move is kept"
+    );
+    assert!(out.contains("\"clean\": true"), "the tree is HEAD's: {out}");
+
+    // A journal that does not parse: status still works, checkout refuses,
+    // checkout --force discards it and checks out.
+    fs::write(repo.layout().checkout_journal(), b"{not json")?;
+    let (code, out, err) = muse(dir.path(), &["status"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = muse(dir.path(), &["checkout", "main"])?;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("CHECKOUT_IN_PROGRESS.json"), "{err}");
+    let (code, out, err) = muse(dir.path(), &["checkout", "--force", "main"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!repo.layout().checkout_journal().exists(), "discarded");
+    assert_eq!(fs::read(dir.path().join("a.txt"))?, b"mine\n");
+    Ok(())
+}
