@@ -310,7 +310,24 @@ struct Context {
 
 impl Context {
     fn repo(&self) -> Result<Repository, Failure> {
-        Ok(Repository::discover_with(&self.cwd, self.options.clone())?)
+        let repo = Repository::discover_with(&self.cwd, self.options.clone())?;
+        warn_skipped(&repo.recovery_on_open().skipped);
+        Ok(repo)
+    }
+}
+
+/// Says once, on stderr, what recovery on open left alone because this user
+/// may not change it (a read-only repository): the command goes on.
+fn warn_skipped(skipped: &[PathBuf]) {
+    if let Some(first) = skipped.first() {
+        let more = match skipped.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        eprintln!(
+            "warning: the repository is not writable here; recovery left '{}'{more} as it is (fsck lists them)",
+            first.display()
+        );
     }
 }
 
