@@ -422,12 +422,12 @@ impl Error {
     /// read of a repository this user may not write.
     #[must_use]
     pub fn is_permission_refusal(&self) -> bool {
-        let source = match self {
-            Error::Io { source, .. }
-            | Error::Write(
-                WriteError::Failed { source, .. } | WriteError::NotDurable { source, .. },
-            ) => source,
-            _ => return false,
+        let (Error::Io { source, .. }
+        | Error::Write(
+            WriteError::Failed { source, .. } | WriteError::NotDurable { source, .. },
+        )) = self
+        else {
+            return false;
         };
         source.kind() == std::io::ErrorKind::PermissionDenied
             || matches!(
