@@ -419,6 +419,88 @@ fn read_commands_work_on_a_repository_this_user_cannot_write() -> TestResult {
     Ok(())
 }
 
+/// Runs the muse binary in a private mount namespace where `dst` is a
+/// read-only bind mount of `src`, with `-C dst`. `None` when this machine
+/// does not allow the mount.
+fn muse_on_read_only_mount(
+    src: &Path,
+    dst: &Path,
+    args: &[&str],
+) -> TestResult<Option<(i32, String, String)>> {
+    let script = r#"mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" || exit 97
+bin="$3"; dir="$2"; shift 3; exec "$bin" -C "$dir" "$@""#;
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", script, "sh"])
+        .arg(src)
+        .arg(dst)
+        .arg(env!("CARGO_BIN_EXE_muse"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    let code = out.status.code().unwrap_or(-1);
+    if code == 97 || (code == 1 && out.stdout.is_empty() && out.stderr.starts_with(b"unshare")) {
+        return Ok(None);
+    }
+    Ok(Some((
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )))
+}
+
+#[test]
+fn read_commands_work_on_a_read_only_mount_with_debris() -> TestResult {
+    let (dir, id) = repo_with_file(1000)?;
+    let src = dir.path();
+    let temp = src.join(".muse/commits/.muse-tmp-dead-3");
+    fs::write(&temp, b"partial")?;
+    age(&temp)?;
+    let lock = src.join(".muse/locks/worktree.lock");
+    fs::write(&lock, b"")?;
+    let mount = tempfile::tempdir()?;
+    let dst = mount.path();
+    let hex = id.to_string();
+    let reads: [&[&str]; 7] = [
+        &["status"],
+        &["log"],
+        &["plumbing", "show-ref"],
+        &["plumbing", "for-each-ref"],
+        &["plumbing", "cat-object", &hex],
+        &["plumbing", "verify-object", &hex],
+        &["fsck"],
+    ];
+    for args in reads {
+        let Some((code, out, err)) = muse_on_read_only_mount(src, dst, args)? else {
+            println!("skipped: this machine does not allow a read-only bind mount (unshare -m)");
+            return Ok(());
+        };
+        assert_eq!(code, 0, "{args:?} on a read-only mount: {out:?} {err:?}");
+        if args != ["fsck"] {
+            assert_eq!(
+                err.matches("not writable").count(),
+                1,
+                "{args:?}: recovery says once what it skipped: {err:?}"
+            );
+        } else {
+            let report: serde_json::Value = serde_json::from_str(&out)?;
+            let listed = report["skipped"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|p| p.as_str().is_some_and(|p| p.ends_with(".muse-tmp-dead-3")))
+            });
+            assert!(listed, "fsck lists the temp file it may not remove: {out}");
+        }
+    }
+    fs::write(src.join("new.txt"), b"x")?;
+    let run = muse_on_read_only_mount(src, dst, &["commit", "-m", "x"])?.ok_or("mount")?;
+    assert_eq!(run.0, 3, "commit on a read-only mount: {run:?}");
+    assert!(
+        run.2.contains(&dst.join(".muse").display().to_string()),
+        "the error names the path: {run:?}"
+    );
+    assert!(temp.exists(), "nothing removed through the read-only mount");
+    Ok(())
+}
+
 /// Runs `muse args` in `root`, killed after 20 s: a FIFO must not stall it.
 fn muse_bounded(root: &Path, args: &[&str]) -> TestResult<(i32, String, String)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_muse"))
