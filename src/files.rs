@@ -91,6 +91,25 @@ pub(crate) fn read_stored(path: &Path) -> Result<Stored> {
     Ok(Stored::Bytes(bytes))
 }
 
+/// Reads a whole file that must exist (a missing one is the I/O error
+/// `NotFound` of `action`), with [`read_stored`]'s care: never followed,
+/// never blocked on, a directory or anything but a regular file
+/// [`Error::Corrupt`].
+pub(crate) fn read_existing(path: &Path, action: &'static str) -> Result<Vec<u8>> {
+    match read_stored(path)? {
+        Stored::Bytes(bytes) => Ok(bytes),
+        Stored::Absent => Err(Error::io(
+            action,
+            path,
+            io::Error::from(io::ErrorKind::NotFound),
+        )),
+        Stored::Directory => Err(Error::corrupt(
+            path,
+            "it is a directory, not a regular file".to_owned(),
+        )),
+    }
+}
+
 /// Reads a whole file; `None` when it does not exist. Never follows a
 /// symlink nor blocks on a FIFO (see [`read_stored`]); a directory is
 /// [`Error::Corrupt`] too.

@@ -712,3 +712,44 @@ fn a_directory_at_a_reflog_path_is_damage() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn fifos_anywhere_in_the_repository_stall_no_command() -> TestResult {
+    let dir = committed_repo()?;
+    let root = dir.path();
+    let record = root
+        .join(".muse/commits")
+        .join(format!("{}.json", ObjectId::hash(b"no such commit")));
+    fs::remove_file(root.join(".muse/stat-cache")).ok();
+    let fifos = [
+        record.clone(),
+        root.join(".muse/stat-cache"),
+        root.join(".muse/locks/ref-0123456789abcdef0123456789abcdef01234567.lock"),
+        root.join(".muse/some-other-tool-state"),
+    ];
+    for fifo in &fifos {
+        mkfifo(fifo)?;
+    }
+    let (code, problems) = fsck_problems(root)?;
+    assert_eq!(code, 1, "fsck: {problems:?}");
+    assert!(
+        has_damage(&problems, "corrupt_record", &record.display().to_string()),
+        "fsck names the FIFO record: {problems:?}"
+    );
+    let reads: [&[&str]; 5] = [
+        &["status"],
+        &["log"],
+        &["branch"],
+        &["plumbing", "show-ref"],
+        &["plumbing", "for-each-ref"],
+    ];
+    for args in reads {
+        let (code, out, err) = muse_bounded(root, args)?;
+        assert_eq!(code, 0, "{args:?} beside FIFOs: {out:?} {err:?}");
+    }
+    // gc refuses to remove anything beside damage, naming it, at once.
+    let (code, _, err) = muse_bounded(root, &["gc", "--dry-run"])?;
+    assert_eq!(code, 3, "gc beside a FIFO record: {err}");
+    assert!(err.contains(&record.display().to_string()), "{err}");
+    Ok(())
+}
