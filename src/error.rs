@@ -416,6 +416,26 @@ impl Error {
         }))
     }
 
+    /// Whether the error is the system refusing a change: no permission
+    /// (`EACCES`, `EPERM`) or a read-only filesystem (`EROFS`). Recovery on
+    /// open skips what it meets such an error on, rather than failing a
+    /// read of a repository this user may not write.
+    #[must_use]
+    pub fn is_permission_refusal(&self) -> bool {
+        let (Error::Io { source, .. }
+        | Error::Write(
+            WriteError::Failed { source, .. } | WriteError::NotDurable { source, .. },
+        )) = self
+        else {
+            return false;
+        };
+        source.kind() == std::io::ErrorKind::PermissionDenied
+            || matches!(
+                source.raw_os_error(),
+                Some(libc::EROFS | libc::EPERM | libc::EACCES)
+            )
+    }
+
     /// Whether the error is the caller's to fix (bad input, an unknown name,
     /// a missing object, a state the repository is in) rather than damage or
     /// an I/O failure. The CLI maps this to exit code 1 versus 3.

@@ -23,12 +23,104 @@ use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::layout::Layout;
 
-/// Reads a whole file; `None` when it does not exist.
+/// What a file type is, in an error message ("a symbolic link").
+pub(crate) fn kind_name(kind: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "a regular file"
+    }
+}
+
+/// What [`read_stored`] found at a path.
+#[derive(Debug)]
+pub(crate) enum Stored {
+    /// Nothing (or a parent that is not a directory).
+    Absent,
+    /// A directory.
+    Directory,
+    /// The whole content of a regular file.
+    Bytes(Vec<u8>),
+}
+
+/// Reads a repository file whole, as a received repository may have planted
+/// anything there: a symlink is never followed and a FIFO or device never
+/// opened for a blocking read (`sys::open_nofollow`), and what was opened is
+/// checked on its own descriptor to be a regular file. A symlink, FIFO,
+/// socket or device is [`Error::Corrupt`] naming the path.
+pub(crate) fn read_stored(path: &Path) -> Result<Stored> {
+    let mut file = match crate::sys::open_nofollow(path) {
+        Ok(f) => f,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(Stored::Absent);
+        }
+        Err(e) if crate::sys::is_symlink_refusal(&e) => {
+            return Err(Error::corrupt(
+                path,
+                "it is a symbolic link, not a regular file (never followed)".to_owned(),
+            ));
+        }
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if meta.is_dir() {
+        return Ok(Stored::Directory);
+    }
+    if !meta.is_file() {
+        return Err(Error::corrupt(
+            path,
+            format!("it is {}, not a regular file", kind_name(meta.file_type())),
+        ));
+    }
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| Error::io("read", path, e))?;
+    Ok(Stored::Bytes(bytes))
+}
+
+/// Reads a whole file that must exist (a missing one is the I/O error
+/// `NotFound` of `action`), with [`read_stored`]'s care: never followed,
+/// never blocked on, a directory or anything but a regular file
+/// [`Error::Corrupt`].
+pub(crate) fn read_existing(path: &Path, action: &'static str) -> Result<Vec<u8>> {
+    match read_stored(path)? {
+        Stored::Bytes(bytes) => Ok(bytes),
+        Stored::Absent => Err(Error::io(
+            action,
+            path,
+            io::Error::from(io::ErrorKind::NotFound),
+        )),
+        Stored::Directory => Err(Error::corrupt(
+            path,
+            "it is a directory, not a regular file".to_owned(),
+        )),
+    }
+}
+
+/// Reads a whole file; `None` when it does not exist. Never follows a
+/// symlink nor blocks on a FIFO (see [`read_stored`]); a directory is
+/// [`Error::Corrupt`] too.
 pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path, e)),
+    match read_stored(path)? {
+        Stored::Absent => Ok(None),
+        Stored::Bytes(bytes) => Ok(Some(bytes)),
+        Stored::Directory => Err(Error::corrupt(
+            path,
+            "it is a directory, not a regular file".to_owned(),
+        )),
     }
 }
 
@@ -153,13 +245,28 @@ pub(crate) fn list_records(dir: &Path) -> Result<Vec<Entry>> {
 /// followed; directories are entered.
 pub(crate) fn ref_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
-    collect_ref_files(dir, "", &mut out)?;
+    collect_ref_files(dir, "", &mut out, &mut Vec::new())?;
     // Sorted once, not at every level of the recursion.
     out.sort();
     Ok(out)
 }
 
-fn collect_ref_files(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+/// Everything under the ref tree `dir` that is neither a directory nor a
+/// regular file (a symlink, FIFO, socket or device: never a ref, and never
+/// opened), with what it is, sorted.
+pub(crate) fn odd_ref_files(dir: &Path) -> Result<Vec<(PathBuf, &'static str)>> {
+    let mut odd = Vec::new();
+    collect_ref_files(dir, "", &mut Vec::new(), &mut odd)?;
+    odd.sort();
+    Ok(odd)
+}
+
+fn collect_ref_files(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, PathBuf)>,
+    odd: &mut Vec<(PathBuf, &'static str)>,
+) -> Result<()> {
     let Some(entries) = read_dir_optional(dir)? else {
         return Ok(());
     };
@@ -182,9 +289,11 @@ fn collect_ref_files(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>)
             .file_type()
             .map_err(|e| Error::io("inspect", entry.path(), e))?;
         if file_type.is_dir() {
-            collect_ref_files(&entry.path(), &full, out)?;
+            collect_ref_files(&entry.path(), &full, out, odd)?;
         } else if file_type.is_file() {
             out.push((full, entry.path()));
+        } else {
+            odd.push((entry.path(), kind_name(file_type)));
         }
     }
     Ok(())

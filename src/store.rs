@@ -137,10 +137,18 @@ impl ObjectStore {
     /// Opens the stored file of `id`.
     fn open_file(&self, id: &ObjectId) -> Result<(File, u64, PathBuf)> {
         let path = self.path(id);
-        let file = match File::open(&path) {
+        // Never followed, never blocked on: a received repository may hold
+        // a symlink or a FIFO where an object belongs.
+        let file = match crate::sys::open_nofollow(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotFound { id: *id });
+            }
+            Err(e) if crate::sys::is_symlink_refusal(&e) => {
+                return Err(Error::Corrupt {
+                    path,
+                    reason: "an object must be a regular file, and this is a symbolic link".into(),
+                });
             }
             Err(e) => return Err(Error::io("open object", path, e)),
         };
@@ -153,6 +161,8 @@ impl ObjectStore {
                 reason: "an object must be a regular file".into(),
             });
         }
+        // Where a test truncates the object under the reader.
+        crate::failpoint::barrier("object-opened");
         Ok((file, meta.len(), path))
     }
 
@@ -324,8 +334,10 @@ impl ObjectStore {
             return self.write(&buf);
         }
         // The temp file must live in the target's shard directory, which the
-        // id names: hash first, then copy while hashing again.
+        // id names: hash first, then copy while hashing again, both from
+        // this descriptor.
         let (id, _) = hash_stream(file, source, "read")?;
+        crate::failpoint::barrier("store-file-hashed");
         if !self.needs_write(&id, len)? {
             self.writer.confirm_durable(&self.path(&id))?;
             self.writer.freshen(&self.path(&id));
@@ -389,19 +401,32 @@ fn copy_into(
 }
 
 /// Opens a caller-supplied source file, refusing what is not a regular file.
+/// Opened once (a symlink the caller named is followed, as `git
+/// hash-object` does; a FIFO does not block the open), then checked with
+/// `fstat` on that descriptor, which is all that is read afterwards.
 fn open_source(source: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let input = |reason: String| Error::Input {
         path: source.to_path_buf(),
         reason,
     };
-    let meta = fs::metadata(source).map_err(|e| input(e.to_string()))?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "read-only open; OpenOptions is the only way to pass O_NONBLOCK"
+    )]
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(source)
+        .map_err(|e| input(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| input(e.to_string()))?;
     if meta.is_dir() {
         return Err(input("it is a directory, not a file".into()));
     }
     if !meta.is_file() {
         return Err(input("it is not a regular file".into()));
     }
-    File::open(source).map_err(|e| input(e.to_string()))
+    Ok(file)
 }
 
 /// Resolves `work_tree/rel_path`, refusing absolute paths, `..`, and

@@ -64,6 +64,49 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
+/// Opens `path` for reading without following a symlink at its last
+/// component (`O_NOFOLLOW`: a symlink is `ELOOP`) and without blocking on a
+/// FIFO or device (`O_NONBLOCK`, which changes nothing for the reads of a
+/// regular file). The caller checks what it opened with `fstat`
+/// (`File::metadata`) before it reads.
+pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "read-only open; OpenOptions is the only way to pass O_NOFOLLOW"
+    )]
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Whether an open error is the `ELOOP` of [`open_nofollow`] meeting a
+/// symlink.
+pub(crate) fn is_symlink_refusal(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Whether this process may create and remove entries in directory `dir`
+/// (`faccessat(W_OK | X_OK, AT_EACCESS)`: the effective user, and a
+/// read-only mount counts as not writable).
+pub(crate) fn may_write(dir: &Path) -> bool {
+    let Ok(path) = c_path(dir) else {
+        return false;
+    };
+    // SAFETY: the pointer is a valid NUL-terminated string that outlives
+    // the call; faccessat only reads it.
+    let rc = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    rc == 0
+}
+
 /// This machine's host name (`unknown` when it cannot be read).
 pub(crate) fn host_name() -> String {
     let mut buf = [0u8; 256];

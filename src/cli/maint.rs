@@ -73,6 +73,7 @@ fn fsck_json(report: &FsckReport) -> serde_json::Value {
         "ok": report.is_healthy(),
         "counts": report.counts,
         "problems": report.problems,
+        "skipped": report.skipped,
     })
 }
 

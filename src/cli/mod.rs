@@ -316,6 +316,7 @@ impl Context {
     /// shows the interrupted checkout.
     fn repo(&self) -> Result<Repository, Failure> {
         let repo = Repository::discover_with(&self.cwd, self.options.clone())?;
+        warn_skipped(&repo.recovery_on_open().skipped);
         match muse_store::resume_checkout(&repo, &muse_store::NoProgress) {
             Ok(None) => {}
             Ok(Some(done)) => eprintln!(
@@ -325,6 +326,21 @@ impl Context {
             Err(e) => eprintln!("muse: an interrupted checkout could not be completed: {e}"),
         }
         Ok(repo)
+    }
+}
+
+/// Says once, on stderr, what recovery on open left alone because this user
+/// may not change it (a read-only repository): the command goes on.
+fn warn_skipped(skipped: &[PathBuf]) {
+    if let Some(first) = skipped.first() {
+        let more = match skipped.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        eprintln!(
+            "warning: the repository is not writable here; recovery left '{}'{more} as it is (fsck lists them)",
+            first.display()
+        );
     }
 }
 

@@ -76,14 +76,25 @@ impl LockOwner {
     /// the file is gone, `Ok(Some(Err(text)))` when it does not parse. The
     /// one parser of the lock-owner format.
     pub fn read(path: &Path) -> io::Result<Option<OwnerRecord>> {
-        match fs::read(path) {
-            Ok(bytes) => Ok(Some(
-                serde_json::from_slice(&bytes)
-                    .map_err(|_| String::from_utf8_lossy(&bytes).into_owned()),
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        // Never followed nor blocked on: what is planted under a lock's
+        // name in a received repository is no owner record.
+        let mut file = match crate::sys::open_nofollow(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if crate::sys::is_symlink_refusal(&e) => {
+                return Ok(Some(Err("a symbolic link, not a lock file".to_owned())));
+            }
+            Err(e) => return Err(e),
+        };
+        if !file.metadata()?.is_file() {
+            return Ok(Some(Err("not a regular file".to_owned())));
         }
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut file, &mut bytes)?;
+        Ok(Some(
+            serde_json::from_slice(&bytes)
+                .map_err(|_| String::from_utf8_lossy(&bytes).into_owned()),
+        ))
     }
 }
 
@@ -326,7 +337,9 @@ impl FileLock {
     /// probed without changing anything (the file is opened read-only and
     /// locked shared for an instant). `false` when there is no such file.
     pub fn is_held(path: &Path) -> io::Result<bool> {
-        let file = match File::open(path) {
+        // Never followed nor blocked on: a FIFO planted under a lock's name
+        // must not stall fsck.
+        let file = match crate::sys::open_nofollow(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),

@@ -20,7 +20,6 @@
 //!   locks, op-log checkpoints), whose roots `reach.rs` collects.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -264,7 +263,11 @@ fn stash(repo: &Repository, roots: &mut Roots, problems: &mut Vec<Problem>) {
 /// Every run of exactly 64 lowercase hex characters in the file at `path`
 /// (read in fixed-size chunks, so memory does not grow with the file).
 pub(crate) fn scan_ids(path: &Path) -> io::Result<Vec<ObjectId>> {
-    let mut file = File::open(path)?;
+    // Not followed, not blocked on: only a regular file is scanned.
+    let mut file = crate::sys::open_nofollow(path)?;
+    if !file.metadata()?.is_file() {
+        return Ok(Vec::new());
+    }
     let mut ids = Vec::new();
     let mut run: Vec<u8> = Vec::with_capacity(64);
     // Whether the current run of hex is longer than 64 (not an id).

@@ -69,6 +69,9 @@ pub struct FsckReport {
     pub counts: Counts,
     /// Everything found, damage first.
     pub problems: Vec<Problem>,
+    /// Leftovers recovery would remove but this user may not (a read-only
+    /// repository): recovery on open skips them.
+    pub skipped: Vec<PathBuf>,
 }
 
 impl FsckReport {
@@ -209,10 +212,17 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
     check_state(repo, &mut problems);
 
     // 5. Leftovers: temp files and stale locks.
+    let mut skipped = Vec::new();
     match files::leftovers(layout, Shards::All) {
         Ok(leftovers) => {
             let now = SystemTime::now();
             for l in leftovers {
+                if l.path
+                    .parent()
+                    .is_some_and(|dir| !crate::sys::may_write(dir))
+                {
+                    skipped.push(l.path.clone());
+                }
                 let age = l.age(now).as_secs();
                 match l.kind {
                     LeftoverKind::Temp => problems.push(Problem::new(
@@ -283,7 +293,18 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
             Severity::Io => counts.io_errors += 1,
         }
     }
-    Ok(FsckReport { counts, problems })
+    for p in &mut problems {
+        if p.path.as_ref().is_some_and(|path| skipped.contains(path)) {
+            p.message.push_str(
+                "; this user may not remove it (the repository is not writable here), so recovery leaves it",
+            );
+        }
+    }
+    Ok(FsckReport {
+        counts,
+        problems,
+        skipped,
+    })
 }
 
 /// Lists every object id; stray (non-object, non-temp) files are notes.

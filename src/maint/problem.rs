@@ -55,6 +55,9 @@ pub enum ProblemKind {
     OrphanTemp,
     /// A lock file whose owner is provably dead.
     StaleLock,
+    /// HEAD names a branch that does not exist yet (an unborn branch: the
+    /// next commit creates it). Not damage.
+    UnbornBranch,
     /// An object no root reaches.
     UnreachableObject,
     /// A commit record no root reaches.

@@ -18,7 +18,7 @@ use super::root::{Root, Roots};
 use crate::error::Error;
 use crate::id::ObjectId;
 use crate::layout::Layout;
-use crate::refs::{Head, Journal, Reflog};
+use crate::refs::{Head, Journal, RefState, Reflog};
 use crate::repo::Repository;
 use crate::state::{CheckoutJournal, MergeState, OpLog, RebaseState};
 
@@ -48,8 +48,43 @@ pub(crate) fn collect_roots(repo: &Repository, problems: &mut Vec<Problem>) -> R
             path: head_path,
             strong: true,
         }),
-        Ok(Head::Branch(_)) => {}
+        Ok(Head::Branch(branch)) => {
+            if matches!(refs.branch_state(&branch), Ok(RefState::Missing)) {
+                problems.push(Problem::new(
+                    Severity::Note,
+                    ProblemKind::UnbornBranch,
+                    Some(head_path),
+                    None,
+                    format!(
+                        "HEAD names branch '{branch}', which does not exist: an unborn branch, which the next commit creates"
+                    ),
+                ));
+            }
+        }
         Err(e) => problems.push(Problem::from_error(ProblemKind::BadRef, &e, head_path)),
+    }
+
+    // What stands where a branch file or a reflog belongs and is not a
+    // regular file (listed, never opened: a FIFO must not stall fsck).
+    match refs.odd_ref_files() {
+        Ok(odd) => {
+            for (path, what) in odd {
+                let (kind, role) = if path.starts_with(layout.logs_dir()) {
+                    (ProblemKind::BadReflog, "reflog")
+                } else {
+                    (ProblemKind::BadRef, "branch file")
+                };
+                let name = rel(layout, &path);
+                problems.push(Problem::new(
+                    Severity::Damage,
+                    kind,
+                    Some(path),
+                    None,
+                    format!("{role} '{name}' is {what}, not a regular file"),
+                ));
+            }
+        }
+        Err(e) => problems.push(Problem::io(&e, layout.heads_dir())),
     }
 
     // Branches.

@@ -137,7 +137,9 @@ fn record_integrity(
 /// Reads the record at `path`, checking its id against its fields and, when
 /// the file is named `<id>.json`, against its name.
 fn read_record<R: Record>(path: &Path) -> Result<R> {
-    let bytes = fs::read(path).map_err(|e| Error::io("read record", path, e))?;
+    // Never followed nor blocked on: a received repository may hold a
+    // symlink or a FIFO under a record's name.
+    let bytes = crate::files::read_existing(path, "read record")?;
     let record: R = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
         reason: format!("not a valid {} record: {e}", R::KIND),

@@ -224,7 +224,26 @@ impl RefStore {
     /// Reads HEAD.
     pub fn head(&self) -> Result<Head> {
         let path = self.layout.head();
-        let text = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        // Never followed nor blocked on: HEAD may be anything in a received
+        // repository.
+        let bytes = match files::read_stored(&path)? {
+            files::Stored::Bytes(bytes) => bytes,
+            files::Stored::Absent => {
+                return Err(Error::io(
+                    "read",
+                    &path,
+                    io::Error::from(io::ErrorKind::NotFound),
+                ));
+            }
+            files::Stored::Directory => {
+                return Err(Error::corrupt(
+                    path,
+                    "HEAD is a directory, not a regular file",
+                ));
+            }
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::corrupt(&path, "HEAD is not valid UTF-8"))?;
         Head::parse(&text).map_err(|reason| Error::Corrupt { path, reason })
     }
 
@@ -239,14 +258,14 @@ impl RefStore {
     /// The state of branch `branch`.
     pub fn branch_state(&self, branch: &BranchName) -> Result<RefState> {
         let path = self.layout.branch_path(branch);
-        let text = match fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(RefState::Missing),
-            // A directory of nested branches (`feat` when `feat/x` exists).
-            Err(e) if e.kind() == io::ErrorKind::IsADirectory => return Ok(RefState::Missing),
-            // `feat/a/b` when `feat/a` is a branch file: no such branch.
-            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(RefState::Missing),
-            Err(e) => return Err(Error::io("read ref", path, e)),
+        // A symlink is never followed and a FIFO never blocks the read: a
+        // branch file that is not a regular file is damage naming it.
+        let text = match files::read_stored(&path)? {
+            files::Stored::Bytes(t) => t,
+            // Absent, or `feat/a/b` when `feat/a` is a branch file: no such
+            // branch. A directory holds nested branches (`feat` when
+            // `feat/x` exists).
+            files::Stored::Absent | files::Stored::Directory => return Ok(RefState::Missing),
         };
         let text = String::from_utf8_lossy(&text);
         let trimmed = text.trim();
@@ -364,10 +383,36 @@ impl RefStore {
             .collect())
     }
 
+    /// Everything where a branch file or reflog could be that is not a
+    /// regular file: symlinks, FIFOs, sockets and devices under
+    /// `refs/heads/` and `logs/refs/heads/`, anything but a regular file at
+    /// `logs/HEAD`, and a directory where an existing branch's reflog
+    /// belongs. Each with what it is; none of them is opened.
+    pub(crate) fn odd_ref_files(&self) -> Result<Vec<(PathBuf, &'static str)>> {
+        let mut odd = files::odd_ref_files(&self.layout.heads_dir())?;
+        odd.extend(files::odd_ref_files(&self.layout.branch_logs_dir())?);
+        let head_log = self.layout.head_log();
+        if let Ok(meta) = fs::symlink_metadata(&head_log)
+            && !meta.is_file()
+        {
+            odd.push((head_log, files::kind_name(meta.file_type())));
+        }
+        for (name, _) in self.branch_files()? {
+            let Ok(branch) = name else { continue };
+            let log = self.layout.branch_log(&branch);
+            if fs::symlink_metadata(&log).is_ok_and(|m| m.is_dir()) {
+                odd.push((log, "a directory"));
+            }
+        }
+        Ok(odd)
+    }
+
     /// Every reflog file: `logs/HEAD` (when present), then each branch's.
     pub(crate) fn reflog_files(&self) -> Result<Vec<PathBuf>> {
         let mut logs = Vec::new();
-        if self.layout.head_log().is_file() {
+        // Not followed: a symlink or directory there is listed by
+        // [`RefStore::odd_ref_files`].
+        if fs::symlink_metadata(self.layout.head_log()).is_ok_and(|m| m.is_file()) {
             logs.push(self.layout.head_log());
         }
         logs.extend(

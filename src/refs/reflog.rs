@@ -21,7 +21,6 @@
 //! ignored by [`read`] and cut off before the next append, so it never
 //! corrupts a later line.
 
-use std::io;
 use std::path::Path;
 
 use crate::durable::DurableWriter;
@@ -126,10 +125,17 @@ impl Reflog {
 
 /// Reads the reflog at `path` (empty when missing).
 fn read(path: &Path) -> Result<Reflog> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Reflog::default()),
-        Err(e) => return Err(Error::io("read reflog", path, e)),
+    // Never followed nor blocked on; a directory, symlink or FIFO here is
+    // damage naming the path.
+    let bytes = match crate::files::read_stored(path)? {
+        crate::files::Stored::Bytes(b) => b,
+        crate::files::Stored::Absent => return Ok(Reflog::default()),
+        crate::files::Stored::Directory => {
+            return Err(Error::corrupt(
+                path,
+                "a reflog must be a regular file, and this is a directory",
+            ));
+        }
     };
     let mut log = Reflog::default();
     let complete = match bytes.iter().rposition(|&b| b == b'\n') {

@@ -7,8 +7,6 @@
 //! check, a branch name only as a [`BranchName`], so no pointer path leaves
 //! `remotes/`. This module only reads them (transport writes them).
 
-use std::fs;
-use std::io;
 use std::path::PathBuf;
 
 use super::RefStore;
@@ -33,17 +31,9 @@ impl RefStore {
     pub fn remote_tracking(&self, remote: &str, branch: &BranchName) -> Result<Option<ObjectId>> {
         check_component("remote name", remote)?;
         let path = self.layout.remote_ref(remote, branch);
-        let text = match fs::read(&path) {
-            Ok(t) => t,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::IsADirectory
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(Error::io("read", path, e)),
+        let text = match crate::files::read_stored(&path)? {
+            crate::files::Stored::Bytes(t) => t,
+            crate::files::Stored::Absent | crate::files::Stored::Directory => return Ok(None),
         };
         let text = String::from_utf8_lossy(&text);
         ObjectId::from_hex(text.trim())
@@ -69,7 +59,7 @@ impl RefStore {
     /// The commit a pointer file holds.
     pub fn read_remote_ref(&self, remote_ref: &RemoteRef) -> Result<ObjectId> {
         let path = &remote_ref.path;
-        let text = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        let text = crate::files::read_existing(path, "read")?;
         ObjectId::from_hex(String::from_utf8_lossy(&text).trim())
             .map_err(|e| Error::corrupt(path, e.to_string()))
     }

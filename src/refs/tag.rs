@@ -116,13 +116,10 @@ impl TagStore {
             .files()?
             .into_iter()
             .map(|path| {
-                let record = fs::read(&path)
-                    .map_err(|e| Error::io("read tag", &path, e))
-                    .and_then(|bytes| {
-                        serde_json::from_slice::<TagRecord>(&bytes).map_err(|e| {
-                            Error::corrupt(&path, format!("not a valid tag record: {e}"))
-                        })
-                    });
+                let record = crate::files::read_existing(&path, "read tag").and_then(|bytes| {
+                    serde_json::from_slice::<TagRecord>(&bytes)
+                        .map_err(|e| Error::corrupt(&path, format!("not a valid tag record: {e}")))
+                });
                 (path, record)
             })
             .collect())

@@ -172,6 +172,8 @@ pub struct Repository {
     info: Loaded<RepoInfo>,
     config: Loaded<Config>,
     options: Options,
+    /// What the recovery run when this handle was opened did and skipped.
+    opened: RecoveryReport,
 }
 
 impl Repository {
@@ -299,8 +301,8 @@ impl Repository {
 
     /// Opens the repository whose working tree is `work_tree` with `options`.
     pub fn open_with(work_tree: impl AsRef<Path>, options: Options) -> Result<Self> {
-        let repo = Self::open_without_recovery(work_tree, options)?;
-        repo.recover_on_open()?;
+        let mut repo = Self::open_without_recovery(work_tree, options)?;
+        repo.opened = repo.recover_on_open()?;
         Ok(repo)
     }
 
@@ -348,8 +350,8 @@ impl Repository {
 
     /// [`Repository::discover`] with `options`.
     pub fn discover_with(start: impl AsRef<Path>, options: Options) -> Result<Self> {
-        let repo = Self::discover_without_recovery(start, options)?;
-        repo.recover_on_open()?;
+        let mut repo = Self::discover_without_recovery(start, options)?;
+        repo.opened = repo.recover_on_open()?;
         Ok(repo)
     }
 
@@ -415,7 +417,16 @@ impl Repository {
             info,
             config,
             options,
+            opened: RecoveryReport::default(),
         }
+    }
+
+    /// What recovery did when this handle was opened (empty for a handle
+    /// opened without recovery): its `skipped` list names what it may not
+    /// change in a repository this user cannot write.
+    #[must_use]
+    pub fn recovery_on_open(&self) -> &RecoveryReport {
+        &self.opened
     }
 
     /// The options this repository was opened with.

@@ -34,6 +34,12 @@
 //!   only disk space: it is never read as an object (its name is not an
 //!   object name).
 //!
+//! - recovery never makes a read fail for want of permission: what it may
+//!   not change (a repository of another user, a read-only mount: `EACCES`,
+//!   `EPERM`, `EROFS`) is left as it is and listed in
+//!   [`RecoveryReport::skipped`]; the command goes on, and one that must
+//!   write fails on its own write, naming the path.
+//!
 //! Torn log tails need nothing here: readers ignore an incomplete last line
 //! and the next append cuts it off.
 
@@ -41,7 +47,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::durable::{DurableWriter, FileLock, LockOwner};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::files::{self, LeftoverKind, Shards};
 use crate::layout::Layout;
 use crate::refs::RefStore;
@@ -58,13 +64,19 @@ pub struct RecoveryReport {
     pub locks: Vec<PathBuf>,
     /// Temp files older than the grace period removed.
     pub temps: Vec<PathBuf>,
+    /// What recovery would have changed but may not (no permission, a
+    /// read-only filesystem), left as it was.
+    pub skipped: Vec<PathBuf>,
 }
 
 impl RecoveryReport {
     /// Whether recovery changed nothing.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.transactions == 0 && self.locks.is_empty() && self.temps.is_empty()
+        self.transactions == 0
+            && self.locks.is_empty()
+            && self.temps.is_empty()
+            && self.skipped.is_empty()
     }
 }
 
@@ -79,58 +91,20 @@ pub(crate) fn recover(
     shards: Shards,
 ) -> Result<RecoveryReport> {
     let refs = RefStore::for_recovery(layout.clone(), writer.clone());
-    let mut report = RecoveryReport {
-        transactions: refs.recover()?,
-        ..RecoveryReport::default()
-    };
+    let mut report = RecoveryReport::default();
+    match refs.recover() {
+        Ok(n) => report.transactions = n,
+        Err(e) if e.is_permission_refusal() => report.skipped.push(layout.transactions_dir()),
+        Err(e) => return Err(e),
+    }
     let now = SystemTime::now();
     for leftover in files::leftovers(layout, shards)? {
-        match leftover.kind {
-            LeftoverKind::Lock if leftover.path == layout.worktree_lock() => {
-                // Its holder died holding it: a checkout killed part-way
-                // leaves the `.restore-tmp-` files it had not renamed yet.
-                // Only a checkout writes them, and only under this lock, so
-                // while recovery holds it every one of them is a dead
-                // process's, whatever its age.
-                if let Some((lock, _)) = FileLock::try_take_over(&leftover.path)? {
-                    for temp in files::restore_temps(layout)? {
-                        writer.remove_file(&temp.path)?;
-                        log::warn!(
-                            "removed temp file '{}' left by a killed checkout",
-                            temp.path.display()
-                        );
-                        report.temps.push(temp.path);
-                    }
-                    lock.release()?;
-                    report.locks.push(leftover.path);
-                }
-            }
-            LeftoverKind::Lock => {
-                if refs.recover_lock(&leftover.path)? {
-                    report.locks.push(leftover.path);
-                }
-            }
-            LeftoverKind::LegacyLock => {
-                if legacy_lock_is_dead(&leftover.path) {
-                    writer.remove_file(&leftover.path)?;
-                    log::warn!(
-                        "removed lock '{}' left by a dead process of an older muse-store",
-                        leftover.path.display()
-                    );
-                    report.locks.push(leftover.path);
-                }
-            }
-            LeftoverKind::Temp => {
-                if leftover.age(now) > grace && files::still_older_than(&leftover.path, now, grace)
-                {
-                    writer.remove_file(&leftover.path)?;
-                    log::warn!(
-                        "removed temp file '{}' left by a crashed writer",
-                        leftover.path.display()
-                    );
-                    report.temps.push(leftover.path);
-                }
-            }
+        let path = leftover.path.clone();
+        let step = recover_one(layout, writer, &refs, &leftover, now, grace, &mut report);
+        match step {
+            Ok(()) => {}
+            Err(e) if e.is_permission_refusal() => report.skipped.push(path),
+            Err(e) => return Err(e),
         }
     }
     if shards == Shards::All {
@@ -139,12 +113,82 @@ pub(crate) fn recover(
         // the grace period.
         for temp in files::restore_temps(layout)? {
             if temp.age(now) > grace && files::still_older_than(&temp.path, now, grace) {
-                writer.remove_file(&temp.path)?;
-                report.temps.push(temp.path);
+                match writer.remove_file(&temp.path).map_err(Error::from) {
+                    Ok(()) => report.temps.push(temp.path),
+                    Err(e) if e.is_permission_refusal() => report.skipped.push(temp.path),
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
     Ok(report)
+}
+
+/// Recovers one leftover of a crashed writer, recording what it did in
+/// `report`.
+fn recover_one(
+    layout: &Layout,
+    writer: &DurableWriter,
+    refs: &RefStore,
+    leftover: &files::Leftover,
+    now: SystemTime,
+    grace: Duration,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    match leftover.kind {
+        LeftoverKind::Lock if leftover.path == layout.worktree_lock() => {
+            // Its holder died holding it: a checkout killed part-way
+            // leaves the `.restore-tmp-` files it had not renamed yet.
+            // Only a checkout writes them, and only under this lock, so
+            // while recovery holds it every one of them is a dead
+            // process's, whatever its age.
+            if let Some((lock, _)) = FileLock::try_take_over(&leftover.path)? {
+                for temp in files::restore_temps(layout)? {
+                    match writer.remove_file(&temp.path).map_err(Error::from) {
+                        Ok(()) => {}
+                        Err(e) if e.is_permission_refusal() => {
+                            report.skipped.push(temp.path);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    log::warn!(
+                        "removed temp file '{}' left by a killed checkout",
+                        temp.path.display()
+                    );
+                    report.temps.push(temp.path);
+                }
+                lock.release()?;
+                report.locks.push(leftover.path.clone());
+            }
+        }
+        LeftoverKind::Lock => {
+            if refs.recover_lock(&leftover.path)? {
+                report.locks.push(leftover.path.clone());
+            }
+        }
+        LeftoverKind::LegacyLock => {
+            if legacy_lock_is_dead(&leftover.path) {
+                writer.remove_file(&leftover.path)?;
+                log::warn!(
+                    "removed lock '{}' left by a dead process of an older muse-store",
+                    leftover.path.display()
+                );
+                report.locks.push(leftover.path.clone());
+            }
+        }
+        LeftoverKind::Temp => {
+            if leftover.age(now) > grace && files::still_older_than(&leftover.path, now, grace) {
+                writer.remove_file(&leftover.path)?;
+                log::warn!(
+                    "removed temp file '{}' left by a crashed writer",
+                    leftover.path.display()
+                );
+                report.temps.push(leftover.path.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a `*.lock` file outside `.muse/locks/` is a lock an older

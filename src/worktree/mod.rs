@@ -27,8 +27,7 @@ pub(crate) use stat_cache::{FileStat, Refresh};
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -282,29 +281,28 @@ fn gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
 }
 
-/// Opens a working-tree file for reading without following a symlink, and
-/// checks it is still a regular file.
+/// Opens a working-tree file for reading without following a symlink (nor
+/// blocking on a FIFO swapped in since the walk), and checks on that
+/// descriptor that it is a regular file. Everything read of the file is
+/// read through this descriptor.
 fn open_regular(path: &Path) -> Result<(File, fs::Metadata)> {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "read-only open; OpenOptions is the only way to pass O_NOFOLLOW"
-    )]
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => Error::SourceChanged {
+    crate::failpoint::barrier("commit-before-open");
+    let file = crate::sys::open_nofollow(path).map_err(|e| {
+        if crate::sys::is_symlink_refusal(&e) {
+            Error::SourceChanged {
                 path: path.to_path_buf(),
-            },
-            _ => Error::io("open", path, e),
-        })?;
+            }
+        } else {
+            Error::io("open", path, e)
+        }
+    })?;
     let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
     if !meta.is_file() {
         return Err(Error::SourceChanged {
             path: path.to_path_buf(),
         });
     }
+    crate::failpoint::barrier("commit-file-opened");
     Ok((file, meta))
 }
 
@@ -336,8 +334,10 @@ fn file_id(
     }
     if let Some(store) = store {
         // Streams with fixed buffers from this same descriptor (never the
-        // path again, which a symlink may have replaced); reports a file
+        // path again, which a symlink may have replaced), from its start
+        // (a small file that grew was partly read above); reports a file
         // changed mid-copy.
+        file.rewind().map_err(|e| Error::io("read", path, e))?;
         let len = file
             .metadata()
             .map_err(|e| Error::io("stat", path, e))?

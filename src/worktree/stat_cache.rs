@@ -98,7 +98,10 @@ impl StatCache {
     /// there is none, or it is damaged, of another version or of another
     /// repository.
     pub(crate) fn load(layout: &Layout, repo_id: &str) -> Self {
-        let Ok(bytes) = std::fs::read(layout.muse_stat_cache()) else {
+        // Never followed nor blocked on (a received repository's
+        // `.muse/stat-cache` may be anything): a hint, so any trouble is
+        // an empty cache.
+        let Ok(Some(bytes)) = crate::files::read_optional(&layout.muse_stat_cache()) else {
             return Self::default();
         };
         Self::decode(&bytes, repo_id).unwrap_or_else(|| {

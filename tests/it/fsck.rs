@@ -397,18 +397,25 @@ fn malformed_reflog_line_is_damage() -> TestResult {
 }
 
 #[test]
-fn unreadable_object_is_an_io_error_exit_3() -> TestResult {
+fn a_symlink_at_an_object_name_is_damage_and_never_followed() -> TestResult {
     let (dir, repo, _, _, _) = two_commits()?;
-    // A symlink loop under an object's name: opening it fails with ELOOP,
-    // which fsck cannot judge, so it is an I/O error rather than damage.
+    // A symlink loop under an object's name: it is opened with O_NOFOLLOW,
+    // so fsck sees a symlink where a regular file must be (damage it can
+    // judge, naming the path), never what it points to.
     let id = ObjectId::hash(b"never stored");
     let path = repo.objects().path(&id);
     fs::create_dir_all(path.parent().ok_or("no shard")?)?;
     std::os::unix::fs::symlink(&path, &path)?;
     let (code, report) = fsck_cli(dir.path())?;
-    assert_eq!(code, 3, "{report}");
-    let found = problems(&report, "io_error");
+    assert_eq!(code, 1, "{report}");
+    let found = problems(&report, "corrupt_object");
     assert_eq!(found.len(), 1, "{report}");
     assert_eq!(found[0]["path"], path.display().to_string(), "{report}");
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("symbolic link")),
+        "{report}"
+    );
     Ok(())
 }

@@ -28,6 +28,7 @@ mod objects;
 mod order;
 mod powercut;
 mod processes;
+mod received;
 mod recovery;
 mod reference;
 mod refs;
