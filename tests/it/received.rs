@@ -1,7 +1,7 @@
 //! A received repository and working tree against the read paths (issue 10,
 //! items 3, 5, 6 and 7): a symlink swapped in while committing, objects
 //! truncated before and while they are read, a repository this user may
-//! not write, and refs that are not what they seem. docs/security-reads.md
+//! not write, and refs that are not what they seem. docs/security.md
 //! names each test here beside the promise it shows.
 
 use std::fs;
