@@ -124,6 +124,30 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// Reads a whole text file of the working tree that a user may keep as a
+/// symlink (`.museignore`, `.museattributes`; the reference follows it);
+/// `None` when it does not exist. Never blocks on a FIFO: anything that is
+/// not a regular file once opened is [`Error::Corrupt`].
+pub(crate) fn read_optional_text_following(path: &Path) -> Result<Option<String>> {
+    use std::io::Read;
+    let mut file = match crate::sys::open_nonblocking(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::corrupt(
+            path,
+            format!("it is {}, not a regular file", kind_name(meta.file_type())),
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(text))
+}
+
 /// Parses a JSON file's bytes, naming the file when they are malformed.
 pub(crate) fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)

@@ -81,6 +81,20 @@ pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Opens `path` for reading, following symlinks, without blocking (a FIFO
+/// opens at once; its reads then return nothing instead of waiting).
+pub(crate) fn open_nonblocking(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "read-only open; OpenOptions is the only way to pass O_NONBLOCK"
+    )]
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// Whether an open error is the `ELOOP` of [`open_nofollow`] meeting a
 /// symlink.
 pub(crate) fn is_symlink_refusal(err: &io::Error) -> bool {

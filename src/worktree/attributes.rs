@@ -13,7 +13,6 @@
 //! Invariant: a file that does not parse, a rule missing a field, or an
 //! unknown strategy is an error naming the file; nothing is guessed.
 
-use std::io;
 use std::path::Path;
 
 use serde::Serialize;
@@ -126,10 +125,9 @@ impl Attributes {
     /// The rules of `work_tree/.museattributes`; none when it is absent.
     pub fn load(work_tree: &Path) -> Result<Self> {
         let path = work_tree.join(MUSEATTRIBUTES);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(Error::io("read", path, e)),
+        match crate::files::read_optional_text_following(&path)? {
+            Some(text) => Self::parse(&text, &path),
+            None => Ok(Self::default()),
         }
     }
 

@@ -25,7 +25,6 @@
 //! 4 KiB path take microseconds.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -372,10 +371,9 @@ impl IgnoreRules {
     /// is absent.
     pub fn load(work_tree: &Path, domain: &str) -> Result<Self> {
         let path = work_tree.join(MUSEIGNORE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_toml(&text, domain, &path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(Error::io("read", path, e)),
+        match crate::files::read_optional_text_following(&path)? {
+            Some(text) => Self::from_toml(&text, domain, &path),
+            None => Ok(Self::default()),
         }
     }
 

@@ -753,3 +753,37 @@ fn fifos_anywhere_in_the_repository_stall_no_command() -> TestResult {
     assert!(err.contains(&record.display().to_string()), "{err}");
     Ok(())
 }
+
+#[test]
+fn a_fifo_or_a_symlink_as_museignore_or_museattributes_stalls_nothing() -> TestResult {
+    for name in [".museignore", ".museattributes"] {
+        let dir = committed_repo()?;
+        let root = dir.path();
+        mkfifo(&root.join(name))?;
+        let (code, out, err) = muse_bounded(root, &["status"])?;
+        if name == ".museignore" {
+            assert_eq!(
+                code, 3,
+                "{name} as a FIFO: a named error, at once: {out} {err}"
+            );
+            assert!(err.contains(name), "{err}");
+        } else {
+            // status does not read attributes.
+            assert!(code == 0 || code == 3, "{name}: {out} {err}");
+        }
+        if name == ".museattributes" {
+            let (code, out, err) = muse_bounded(root, &["plumbing", "check-attr", "a.txt"])?;
+            assert_ne!(
+                code, 0,
+                "{name} as a FIFO: check-attr fails at once: {out} {err}"
+            );
+        }
+        // A symlink to a regular file is followed, as the reference does.
+        fs::remove_file(root.join(name))?;
+        fs::write(root.join("rules.toml"), b"")?;
+        std::os::unix::fs::symlink("rules.toml", root.join(name))?;
+        let (code, out, err) = muse_bounded(root, &["status"])?;
+        assert_eq!(code, 0, "{name} as a symlink to a file: {out} {err}");
+    }
+    Ok(())
+}
