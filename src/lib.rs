@@ -83,6 +83,7 @@ mod revision;
 mod state;
 mod store;
 mod sys;
+mod transport;
 mod worktree;
 
 #[cfg(test)]
@@ -98,7 +99,8 @@ pub use durable::{
     remove_temp_files_on_signals,
 };
 pub use error::{
-    CasConflict, Error, Expected, InvalidName, ObjectCorruption, RecordCorruption, Result,
+    BundleProblem, BundleRefusal, CasConflict, Error, Expected, InvalidName, ObjectCorruption,
+    PushRefusal, RecordCorruption, Result,
 };
 pub use history::{
     GraphWalk, ManifestDiff, RevName, ancestors, commit_graph, merge_base, name_revs, walk,
@@ -131,6 +133,9 @@ pub use repo::{
 pub use revision::{MIN_PREFIX, Resolved, RevisionBase, RevisionSyntax};
 pub use state::{Checkpoint, Intent, MergeState, OpEntry, OpLog, RebaseState, Reservation};
 pub use store::{ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader, hash_file};
+pub use transport::{
+    PackCounts, RECORD_LIMIT, Unpacked, VerifyReport, commits_to_send, pack, unpack, verify,
+};
 pub use worktree::{
     AttributeRule, Attributes, BUILTIN_PATTERNS, BUILTIN_SKIPPED_DIRS, Exclusions, IgnoreMatch,
     IgnoreRules, IgnoreWarning, MUSEATTRIBUTES, MUSEIGNORE, PathVerdict, STRATEGIES, explain_path,

@@ -18,6 +18,7 @@ mod porcelain;
 mod refs;
 mod remote;
 mod tag;
+mod transport;
 mod worktree;
 
 use std::ffi::OsString;
@@ -246,6 +247,12 @@ enum Plumbing {
     CheckAttr(worktree::CheckAttrArgs),
     /// Describe the repository's domain plugin.
     DomainInfo(worktree::DomainInfoArgs),
+    /// Write a PackBundle of commits (and what they need) to stdout.
+    PackObjects(transport::PackObjectsArgs),
+    /// Receive a PackBundle from stdin: verify everything, then store it.
+    UnpackObjects(transport::UnpackObjectsArgs),
+    /// Check a PackBundle without storing it.
+    VerifyPack(transport::VerifyPackArgs),
 }
 
 impl Command {
@@ -436,6 +443,9 @@ fn dispatch(
             Plumbing::CheckIgnore(args) => worktree::check_ignore(&ctx, &args, out),
             Plumbing::CheckAttr(args) => worktree::check_attr(&ctx, &args, out),
             Plumbing::DomainInfo(args) => worktree::domain_info(&ctx, &args, out),
+            Plumbing::PackObjects(args) => transport::pack_objects(&ctx, &args, out),
+            Plumbing::UnpackObjects(args) => transport::unpack_objects(&ctx, &args, input, out),
+            Plumbing::VerifyPack(args) => transport::verify_pack(&ctx, &args, input, out),
         },
     }
 }

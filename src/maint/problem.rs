@@ -55,6 +55,9 @@ pub enum ProblemKind {
     OrphanTemp,
     /// A lock file whose owner is provably dead.
     StaleLock,
+    /// A quarantine directory (`.muse/quarantine/<id>/`) left by an unpack
+    /// that died: what it received was never published.
+    LeftoverQuarantine,
     /// An object no root reaches.
     UnreachableObject,
     /// A commit record no root reaches.
