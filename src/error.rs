@@ -135,7 +135,7 @@ pub enum BundleProblem {
     NotMsgpack,
     /// The top-level value is not a map.
     NotAMap,
-    /// Msgpack, but not shaped like a PackBundle (a wrong type, a missing
+    /// Msgpack, but not shaped like a `PackBundle` (a wrong type, a missing
     /// or repeated field, bytes after the bundle).
     Shape,
     /// An id that is not 64 lowercase hex characters.

@@ -247,11 +247,11 @@ enum Plumbing {
     CheckAttr(worktree::CheckAttrArgs),
     /// Describe the repository's domain plugin.
     DomainInfo(worktree::DomainInfoArgs),
-    /// Write a PackBundle of commits (and what they need) to stdout.
+    /// Write a pack bundle of commits (and what they need) to stdout.
     PackObjects(transport::PackObjectsArgs),
-    /// Receive a PackBundle from stdin: verify everything, then store it.
+    /// Receive a pack bundle from stdin: verify everything, then store it.
     UnpackObjects(transport::UnpackObjectsArgs),
-    /// Check a PackBundle without storing it.
+    /// Check a pack bundle without storing it.
     VerifyPack(transport::VerifyPackArgs),
 }
 

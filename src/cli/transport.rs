@@ -1,4 +1,4 @@
-//! `pack-objects`, `unpack-objects`, `verify-pack`: the PackBundle plumbing.
+//! `pack-objects`, `unpack-objects`, `verify-pack`: the `PackBundle` plumbing.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The PackBundle: the reference's wire format (REFERENCE.md section 2),
+//! The `PackBundle`: the reference's wire format (REFERENCE.md section 2),
 //! written and read as a stream.
 //!
 //! A bundle is one msgpack map: `commits` (the commit records as stored),

@@ -1,4 +1,4 @@
-//! Transport: PackBundles (the reference's wire format) and receiving them
+//! Transport: `PackBundle`s (the reference's wire format) and receiving them
 //! through a quarantine.
 //!
 //! A bundle leaves a repository through [`pack`] and enters one through

@@ -1,4 +1,4 @@
-//! The msgpack subset a PackBundle uses, read and written as a stream.
+//! The msgpack subset a `PackBundle` uses, read and written as a stream.
 //!
 //! Invariants:
 //! - encoding is Python `msgpack.packb(use_bin_type=True)`'s: the shortest
@@ -116,13 +116,6 @@ impl<R: Read> Decoder<R> {
     /// Bytes consumed so far.
     pub(crate) fn offset(&self) -> u64 {
         self.offset
-    }
-
-    pub(crate) fn malformed<T>(&self, at: u64, what: impl Into<String>) -> DecodeResult<T> {
-        Err(DecodeError::Malformed {
-            offset: at,
-            what: what.into(),
-        })
     }
 
     /// Fills `buf` completely, or fails with `Truncated`.
@@ -270,7 +263,7 @@ impl<R: Read> Decoder<R> {
         let at = self.offset;
         match self.head()? {
             Head::Str(len) => self.str_body(len, budget, at),
-            other => self.malformed(at, format!("{what} must be a str, found {}", other.name())),
+            other => malformed(at, format!("{what} must be a str, found {}", other.name())),
         }
     }
 
@@ -279,7 +272,7 @@ impl<R: Read> Decoder<R> {
         let at = self.offset;
         match self.head()? {
             Head::Array(len) => Ok(len),
-            other => self.malformed(
+            other => malformed(
                 at,
                 format!("{what} must be an array, found {}", other.name()),
             ),
@@ -291,7 +284,7 @@ impl<R: Read> Decoder<R> {
         let at = self.offset;
         match self.head()? {
             Head::Map(len) => Ok(len),
-            other => self.malformed(at, format!("{what} must be a map, found {}", other.name())),
+            other => malformed(at, format!("{what} must be a map, found {}", other.name())),
         }
     }
 
@@ -322,7 +315,7 @@ impl<R: Read> Decoder<R> {
     fn json_at(&mut self, budget: &mut u64, depth: usize) -> DecodeResult<Value> {
         let at = self.offset;
         if depth > MAX_DEPTH {
-            return self.malformed(at, format!("nested deeper than {MAX_DEPTH} levels"));
+            return malformed(at, format!("nested deeper than {MAX_DEPTH} levels"));
         }
         // Every value costs something, so a million nils are charged too.
         charge(budget, 1, at)?;
@@ -333,7 +326,7 @@ impl<R: Read> Decoder<R> {
             Head::Int(n) => Value::Number(n.into()),
             Head::Float(x) => match Number::from_f64(x) {
                 Some(n) => Value::Number(n),
-                None => return self.malformed(at, "a float that is not finite"),
+                None => return malformed(at, "a float that is not finite"),
             },
             Head::Str(len) => Value::String(self.str_body(len, budget, at)?),
             Head::Array(len) => {
@@ -350,7 +343,7 @@ impl<R: Read> Decoder<R> {
                     let key = match self.head()? {
                         Head::Str(n) => self.str_body(n, budget, key_at)?,
                         other => {
-                            return self.malformed(
+                            return malformed(
                                 key_at,
                                 format!("a map key must be a str, found {}", other.name()),
                             );
@@ -358,17 +351,23 @@ impl<R: Read> Decoder<R> {
                     };
                     let value = self.json_at(budget, depth + 1)?;
                     if map.insert(key.clone(), value).is_some() {
-                        return self.malformed(key_at, format!("key {key:?} appears twice"));
+                        return malformed(key_at, format!("key {key:?} appears twice"));
                     }
                 }
                 Value::Object(map)
             }
             other @ (Head::Bin(_) | Head::Ext(_)) => {
-                return self
-                    .malformed(at, format!("a record cannot hold msgpack {}", other.name()));
+                return malformed(at, format!("a record cannot hold msgpack {}", other.name()));
             }
         })
     }
+}
+
+fn malformed<T>(at: u64, what: impl Into<String>) -> DecodeResult<T> {
+    Err(DecodeError::Malformed {
+        offset: at,
+        what: what.into(),
+    })
 }
 
 fn charge(budget: &mut u64, cost: u64, at: u64) -> DecodeResult<()> {

@@ -110,11 +110,6 @@ impl Drop for Quarantine {
         {
             log::warn!("could not release the quarantine lock: {e}");
         }
-        // The root goes too when this was the last quarantine in it (fails,
-        // harmlessly, when another unpack is running).
-        if let Some(root) = self.dir.parent() {
-            let _ = self.vfs.remove_dir(root);
-        }
     }
 }
 
@@ -153,10 +148,9 @@ pub(crate) fn unpack_guarded(
     input: &mut dyn Read,
     name: &Path,
 ) -> Result<Unpacked> {
-    let quarantine = Quarantine::create(repo.layout(), repo.writer())?;
     let mut sink = Receiver {
         repo,
-        q: &quarantine,
+        q: None,
         incoming: None,
         commits: Vec::new(),
         snapshots: Vec::new(),
@@ -175,14 +169,17 @@ pub(crate) fn unpack_guarded(
     sink.check_connected()?;
     crate::failpoint::barrier("unpack-before-publish");
     let out = sink.publish()?;
-    drop(quarantine);
+    // Dropping the sink removes the quarantine.
+    drop(sink);
     Ok(out)
 }
 
 /// The [`Sink`] that fills a quarantine.
 struct Receiver<'a> {
     repo: &'a Repository,
-    q: &'a Quarantine,
+    /// Created when the first entry needs a file: a bundle refused before
+    /// that touches nothing.
+    q: Option<Quarantine>,
     /// The object being received and its file.
     incoming: Option<(PathBuf, Box<dyn VfsFile>)>,
     commits: Vec<ObjectId>,
@@ -201,6 +198,21 @@ struct Receiver<'a> {
     bytes: u64,
 }
 
+impl Receiver<'_> {
+    fn quarantine(&mut self) -> Result<&Quarantine> {
+        if self.q.is_none() {
+            self.q = Some(Quarantine::create(self.repo.layout(), self.repo.writer())?);
+        }
+        self.q.as_ref().ok_or_else(|| {
+            Error::io(
+                "create the quarantine",
+                self.repo.layout().quarantine_root(),
+                io::Error::other("not created"),
+            )
+        })
+    }
+}
+
 impl Sink for Receiver<'_> {
     fn commit(&mut self, index: usize, value: Value) -> Result<()> {
         let record = bundle::commit_entry(index, value)?;
@@ -208,8 +220,8 @@ impl Sink for Receiver<'_> {
         if !self.commit_set.insert(id) {
             return Ok(());
         }
-        self.q
-            .write_whole(&self.q.commit_path(&id), &record.to_json()?)?;
+        let q = self.quarantine()?;
+        q.write_whole(&q.commit_path(&id), &record.to_json()?)?;
         self.wanted_snapshots.push((id, record.snapshot_id));
         for parent in record.parents() {
             self.wanted_parents.push((id, parent));
@@ -224,8 +236,8 @@ impl Sink for Receiver<'_> {
         if !self.snapshot_set.insert(id) {
             return Ok(());
         }
-        self.q
-            .write_whole(&self.q.snapshot_path(&id), &record.to_json()?)?;
+        let q = self.quarantine()?;
+        q.write_whole(&q.snapshot_path(&id), &record.to_json()?)?;
         for (path, object) in &record.manifest {
             self.wanted_objects
                 .entry(*object)
@@ -236,8 +248,9 @@ impl Sink for Receiver<'_> {
     }
 
     fn object_begin(&mut self, index: usize) -> Result<()> {
-        let path = self.q.path(&format!("incoming-{index}"));
-        let file = self.q.create_file(&path)?;
+        let q = self.quarantine()?;
+        let path = q.path(&format!("incoming-{index}"));
+        let file = q.create_file(&path)?;
         self.incoming = Some((path, file));
         Ok(())
     }
@@ -270,9 +283,9 @@ impl Sink for Receiver<'_> {
                 ),
             ));
         }
-        let target = self.q.object_path(&id);
-        self.q
-            .vfs
+        let q = self.quarantine()?;
+        let target = q.object_path(&id);
+        q.vfs
             .rename(&incoming, &target)
             .map_err(|e| Error::io("move a quarantine file", &target, e))?;
         if self.object_set.insert(id) {
@@ -331,6 +344,13 @@ impl Receiver<'_> {
 
     /// Publishes the quarantine in one write batch.
     fn publish(&self) -> Result<Unpacked> {
+        let Some(q) = &self.q else {
+            // Nothing was received (an empty bundle).
+            return Ok(Unpacked {
+                branch_heads: self.branch_heads.clone(),
+                ..Unpacked::default()
+            });
+        };
         let batch = self.repo.writer().batch();
         let objects = self.repo.objects().with_writer(batch.writer().clone());
         let records = self.repo.records().with_writer(batch.writer().clone());
@@ -341,7 +361,7 @@ impl Receiver<'_> {
             ..Unpacked::default()
         };
         for id in &self.objects {
-            let path = self.q.object_path(id);
+            let path = q.object_path(id);
             let (stored_id, written) = objects.write_from_path(&path)?;
             if stored_id != *id {
                 return Err(Error::SourceChanged { path });
@@ -353,13 +373,13 @@ impl Receiver<'_> {
             }
         }
         for id in &self.snapshots {
-            let record = SnapshotRecord::read_file(&self.q.snapshot_path(id))?;
+            let record = SnapshotRecord::read_file(&q.snapshot_path(id))?;
             if records.write_snapshot(&record)? {
                 out.snapshots_written += 1;
             }
         }
         for id in &self.commits {
-            let record = CommitRecord::read_file(&self.q.commit_path(id))?;
+            let record = CommitRecord::read_file(&q.commit_path(id))?;
             if records.write_commit(&record)? {
                 out.commits_written += 1;
             }

@@ -35,6 +35,7 @@ mod restore;
 mod statcache;
 mod store_model;
 mod support;
+mod transport;
 mod vectors;
 
 use std::fs;
