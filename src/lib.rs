@@ -134,7 +134,9 @@ pub use revision::{MIN_PREFIX, Resolved, RevisionBase, RevisionSyntax};
 pub use state::{Checkpoint, Intent, MergeState, OpEntry, OpLog, RebaseState, Reservation};
 pub use store::{ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader, hash_file};
 pub use transport::{
-    PackCounts, RECORD_LIMIT, Unpacked, VerifyReport, commits_to_send, pack, unpack, verify,
+    Fetched, LocalTransport, PackCounts, PushOptions, PushUpdate, RECORD_LIMIT, Transport,
+    Unpacked, VerifyReport, clone, commits_to_send, fetch, fetch_from, open_configured, pack, push,
+    remote_path, unpack, verify,
 };
 pub use worktree::{
     AttributeRule, Attributes, BUILTIN_PATTERNS, BUILTIN_SKIPPED_DIRS, Exclusions, IgnoreMatch,

@@ -17,6 +17,7 @@ mod objects;
 mod porcelain;
 mod refs;
 mod remote;
+mod sync;
 mod tag;
 mod transport;
 mod worktree;
@@ -196,6 +197,16 @@ enum Command {
     /// Manage the remotes in config.toml.
     #[command(subcommand)]
     Remote(remote::RemoteCommand),
+    /// Copy a repository (a path or a file:// URL): every branch, remote
+    /// origin, the default branch checked out.
+    Clone(sync::CloneArgs),
+    /// Receive what a remote has and this repository lacks; move the
+    /// tracking pointers.
+    Fetch(sync::FetchArgs),
+    /// Fetch, then fast-forward the current branch.
+    Pull(sync::PullArgs),
+    /// Move remote branches to local ones (compare-and-swap, all or none).
+    Push(sync::PushArgs),
     /// Check every object, record, ref, reflog and state file (exit 0
     /// healthy, 1 damage found, 3 I/O error).
     Fsck(maint::FsckArgs),
@@ -253,6 +264,8 @@ enum Plumbing {
     UnpackObjects(transport::UnpackObjectsArgs),
     /// Check a pack bundle without storing it.
     VerifyPack(transport::VerifyPackArgs),
+    /// List a remote's branches.
+    LsRemote(sync::LsRemoteArgs),
 }
 
 impl Command {
@@ -420,6 +433,10 @@ fn dispatch(
         Command::Log(args) => porcelain::log(&ctx, &args, out),
         Command::Checkout(args) => porcelain::checkout(&ctx, &args, out),
         Command::Remote(cmd) => remote::remote(&ctx, &cmd, out),
+        Command::Clone(args) => sync::clone(&ctx, &args, out),
+        Command::Fetch(args) => sync::fetch(&ctx, &args, out),
+        Command::Pull(args) => sync::pull(&ctx, &args, out),
+        Command::Push(args) => sync::push(&ctx, &args, out),
         Command::Fsck(args) => maint::fsck(&ctx, &args, out),
         Command::Gc(args) => maint::gc(&ctx, &args, out),
         Command::Plumbing(p) => match p {
@@ -446,6 +463,7 @@ fn dispatch(
             Plumbing::PackObjects(args) => transport::pack_objects(&ctx, &args, out),
             Plumbing::UnpackObjects(args) => transport::unpack_objects(&ctx, &args, input, out),
             Plumbing::VerifyPack(args) => transport::verify_pack(&ctx, &args, input, out),
+            Plumbing::LsRemote(args) => sync::ls_remote(&ctx, &args, out),
         },
     }
 }

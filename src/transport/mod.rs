@@ -8,6 +8,11 @@
 mod bundle;
 mod msgpack;
 mod quarantine;
+mod remote;
 
 pub use bundle::{PackCounts, RECORD_LIMIT, VerifyReport, commits_to_send, pack, verify};
 pub use quarantine::{Unpacked, unpack};
+pub use remote::{
+    Fetched, LocalTransport, PushOptions, PushUpdate, Transport, clone, fetch, fetch_from,
+    open_configured, push, remote_path,
+};

@@ -10,8 +10,8 @@
 //! text output byte for byte, and stderr where the reference printed one.
 //! The deliberate differences (docs/compatibility.md) are listed here by
 //! case name, each with what this project does instead, and checked as
-//! strictly. `ls-remote`, whose every reference case is about the
-//! reference's HTTP-only remote lookup, is skipped by name, counted.
+//! strictly. Commands listed in `TRANSPORT` would be skipped by name,
+//! counted (none are now).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -26,7 +26,7 @@ use crate::TestResult;
 use crate::support::{copy_tree, shared_dir};
 
 /// Commands skipped here (see the module docs).
-const TRANSPORT: [&str; 1] = ["ls-remote"];
+const TRANSPORT: [&str; 0] = [];
 
 /// Cases whose deviation is a refusal that writes nothing at all.
 const WRITES_NOTHING: [&str; 1] = ["unpack-objects have-c1 into empty repo"];
