@@ -131,7 +131,7 @@ fn stream(
         // A refusal stops reading: drain so the packer sees the end, not a
         // broken pipe it would report instead of the refusal.
         let _ = std::io::copy(&mut input, &mut std::io::sink());
-        let packed = packer.join().map_err(|_| {
+        let pack_result = packer.join().map_err(|_| {
             Error::io(
                 "pack",
                 from.work_tree(),
@@ -139,7 +139,7 @@ fn stream(
             )
         })?;
         let received = received?;
-        packed?;
+        pack_result?;
         Ok(received)
     })
 }

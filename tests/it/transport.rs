@@ -953,3 +953,309 @@ fn a_killed_unpack_leaves_a_quarantine_that_recovery_removes() -> TestResult {
     assert_eq!(state(dst.work_tree())?, before, "nothing was published");
     Ok(())
 }
+
+/// Runs `muse` in `dir`; returns (exit code, stdout + stderr).
+fn cli(dir: &Path, args: &[&str]) -> TestResult<(i32, String)> {
+    let (code, out, err) =
+        crate::support::muse_env(dir, args, &[("MUSE_DURABILITY", "none")], None)?;
+    Ok((code, format!("{out}{err}")))
+}
+
+fn ok(dir: &Path, args: &[&str]) -> TestResult<String> {
+    let (code, out) = cli(dir, args)?;
+    assert_eq!(code, 0, "muse {args:?} in {}: {out}", dir.display());
+    Ok(out)
+}
+
+/// A remote with two files (one empty) on main, a second branch, and a
+/// config that lets pushes move its checked-out branch.
+fn remote_repo(base: &Path) -> TestResult<Repository> {
+    let root = base.join("remote");
+    let repo = Repository::init_with(
+        &root,
+        Options {
+            durability: Durability::None,
+            ..Options::default()
+        },
+    )?;
+    repo.commit_files(
+        [("a.txt", &b"one\n"[..]), ("empty", &b""[..])],
+        &NewCommit::new("r1"),
+    )?;
+    let tip = repo.refs().head_commit()?.ok_or("tip")?;
+    repo.refs().update(
+        &muse_store::BranchName::new("shared")?,
+        tip,
+        Expected::Absent,
+        "branch: shared",
+    )?;
+    Ok(repo)
+}
+
+fn allow_current_branch_pushes(repo: &Repository) -> TestResult {
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(repo.layout().config())?;
+    file.write_all(b"\n[receive]\ndenyCurrentBranch = \"ignore\"\n")?;
+    Ok(())
+}
+
+fn healthy(root: &Path, what: &str) -> TestResult {
+    let repo = open(root)?;
+    let report = muse_store::fsck(&repo, &NoProgress)?;
+    assert!(report.is_healthy(), "{what}: {:?}", report.problems);
+    assert_no_quarantine(root, what);
+    Ok(())
+}
+
+#[test]
+fn clone_fetch_pull_and_push_between_local_repositories() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    let remote_root = remote.work_tree().to_path_buf();
+    let url = format!("file://{}", remote_root.display());
+    ok(base.path(), &["clone", &url, "mine"])?;
+    let mine = base.path().join("mine");
+    assert_eq!(fs::read(mine.join("a.txt"))?, b"one\n");
+    assert_eq!(
+        fs::read(mine.join("empty"))?,
+        b"",
+        "the empty file was cloned"
+    );
+    let local = open(&mine)?;
+    let main = muse_store::BranchName::new("main")?;
+    let shared = muse_store::BranchName::new("shared")?;
+    let tip = remote.refs().head_commit()?.ok_or("tip")?;
+    assert_eq!(local.refs().branch(&main)?, Some(tip), "main cloned");
+    assert_eq!(
+        local.refs().branch(&shared)?,
+        Some(tip),
+        "every branch cloned"
+    );
+    assert_eq!(local.refs().remote_tracking("origin", &main)?, Some(tip));
+    assert_eq!(local.config()?.remote("origin")?.ok_or("origin")?.url, url);
+    healthy(&mine, "after clone")?;
+
+    // Push: the remote's checked-out branch is refused until allowed.
+    fs::write(mine.join("b.txt"), "b\n")?;
+    ok(&mine, &["commit", "-m", "mine"])?;
+    let (code, out) = cli(&mine, &["push"])?;
+    assert_eq!(code, 1, "pushing the checked-out branch: {out}");
+    assert!(out.contains("checked out"), "{out}");
+    assert_eq!(
+        remote.refs().branch(&main)?,
+        Some(tip),
+        "refused push moved nothing"
+    );
+    allow_current_branch_pushes(&remote)?;
+    ok(&mine, &["push"])?;
+    let pushed = open(&mine)?.refs().branch(&main)?.ok_or("main")?;
+    let remote = open(&remote_root)?;
+    assert_eq!(remote.refs().branch(&main)?, Some(pushed));
+    let log = remote.refs().reflog(&main)?;
+    assert_eq!(
+        log.entries.last().map(|e| e.operation.as_str()),
+        Some("push"),
+        "the remote's reflog records the push"
+    );
+    healthy(&remote_root, "remote after push")?;
+
+    // Someone else pushes: our next push is refused (not a fast-forward),
+    // fetch moves the tracking pointer, pull fast-forwards.
+    let other = base.path().join("other");
+    ok(base.path(), &["clone", &url, "other"])?;
+    fs::write(other.join("c.txt"), "c\n")?;
+    ok(&other, &["commit", "-m", "other"])?;
+    ok(&other, &["push"])?;
+    let theirs = open(&other)?.refs().branch(&main)?.ok_or("main")?;
+    let fetched = ok(&mine, &["fetch"])?;
+    assert!(fetched.contains("origin/main"), "{fetched}");
+    assert_eq!(
+        open(&mine)?.refs().remote_tracking("origin", &main)?,
+        Some(theirs)
+    );
+    ok(&mine, &["pull"])?;
+    assert_eq!(
+        fs::read(mine.join("c.txt"))?,
+        b"c\n",
+        "pull updated the working tree"
+    );
+    assert_eq!(open(&mine)?.refs().branch(&main)?, Some(theirs));
+    let again = ok(&mine, &["fetch"])?;
+    assert!(again.contains("up to date"), "{again}");
+    healthy(&mine, "after pull")?;
+
+    // ls-remote on a path and on the configured name.
+    let listed: Value = serde_json::from_str(&ok(&mine, &["plumbing", "ls-remote", "origin"])?)?;
+    assert_eq!(listed["branch_heads"]["main"], json!(theirs.to_hex()));
+    assert_eq!(listed["default_branch"], json!("main"));
+    Ok(())
+}
+
+#[test]
+fn push_is_compare_and_swap_and_atomic() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    allow_current_branch_pushes(&remote)?;
+    let url = remote.work_tree().display().to_string();
+    ok(base.path(), &["clone", &url, "a"])?;
+    ok(base.path(), &["clone", &url, "b"])?;
+    let (a, b) = (base.path().join("a"), base.path().join("b"));
+    let main = muse_store::BranchName::new("main")?;
+    let shared = muse_store::BranchName::new("shared")?;
+    fs::write(a.join("a"), "a\n")?;
+    ok(&a, &["commit", "-m", "a"])?;
+    ok(&a, &["push"])?;
+    let a_tip = open(&a)?.refs().branch(&main)?.ok_or("a")?;
+    fs::write(b.join("b"), "b\n")?;
+    ok(&b, &["commit", "-m", "b"])?;
+    let b_tip = open(&b)?.refs().branch(&main)?.ok_or("b")?;
+    let (code, out) = cli(&b, &["push"])?;
+    assert_eq!(code, 1, "b did not see a's push: {out}");
+    assert!(out.contains("push rejected"), "{out}");
+    let wrong = ObjectId::hash(b"not the remote's value").to_hex();
+    let (code, out) = cli(
+        &b,
+        &[
+            "push",
+            "origin",
+            "main",
+            &format!("--force-with-lease=main:{wrong}"),
+        ],
+    )?;
+    assert_eq!(code, 1, "a lease on the wrong value: {out}");
+    assert_eq!(
+        open(remote.work_tree())?.refs().branch(&main)?,
+        Some(a_tip),
+        "a's push survives"
+    );
+
+    // Two branches at once, one of which cannot move: neither moves.
+    ok(&b, &["branch", "side"])?;
+    let (code, out) = cli(&b, &["push", "origin", "side", "main"])?;
+    assert_eq!(code, 1, "{out}");
+    let r = open(remote.work_tree())?;
+    assert_eq!(
+        r.refs().branch(&muse_store::BranchName::new("side")?)?,
+        None,
+        "all or none"
+    );
+    assert_eq!(r.refs().branch(&main)?, Some(a_tip));
+
+    // The right lease, and --force, do move it.
+    ok(
+        &b,
+        &[
+            "push",
+            "origin",
+            "main",
+            &format!("--force-with-lease=main:{}", a_tip.to_hex()),
+        ],
+    )?;
+    assert_eq!(open(remote.work_tree())?.refs().branch(&main)?, Some(b_tip));
+    fs::write(a.join("a2"), "a2\n")?;
+    ok(&a, &["commit", "-m", "a2"])?;
+    ok(&a, &["push", "--force", "origin", "main", "shared"])?;
+    let r = open(remote.work_tree())?;
+    let a2 = open(&a)?.refs().branch(&main)?.ok_or("a2")?;
+    assert_eq!(r.refs().branch(&main)?, Some(a2));
+    assert_eq!(r.refs().branch(&shared)?, open(&a)?.refs().branch(&shared)?);
+    healthy(remote.work_tree(), "remote")?;
+    Ok(())
+}
+
+#[test]
+fn concurrent_pushes_to_one_branch_lose_nothing() -> TestResult {
+    const WORKERS: usize = 8;
+    const PUSHES: usize = 3;
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    let url = remote.work_tree().display().to_string();
+    for w in 0..WORKERS {
+        ok(base.path(), &["clone", &url, &format!("w{w}")])?;
+    }
+    let shared = muse_store::BranchName::new("shared")?;
+    let results: Vec<Result<(Vec<ObjectId>, usize), String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                let dir = base.path().join(format!("w{w}"));
+                let shared = shared.clone();
+                scope
+                    .spawn(move || push_worker(&dir, w, &shared, PUSHES).map_err(|e| e.to_string()))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a worker panicked".to_owned()))
+            })
+            .collect()
+    });
+    let mut accepted = Vec::new();
+    let mut rejected = 0;
+    for r in results {
+        let (a, n) = r?;
+        accepted.extend(a);
+        rejected += n;
+    }
+    let remote = open(remote.work_tree())?;
+    let tip = remote.refs().branch(&shared)?.ok_or("tip")?;
+    let history = muse_store::ancestors(remote.records(), tip)?;
+    for c in &accepted {
+        assert!(
+            history.contains(c),
+            "accepted push {c} lost from the remote's history"
+        );
+    }
+    let pushes = remote
+        .refs()
+        .reflog(&shared)?
+        .entries
+        .iter()
+        .filter(|e| e.operation == "push")
+        .count();
+    println!(
+        "concurrent push: {WORKERS} processes x {PUSHES}: {} accepted, {rejected} rejected and retried, {pushes} push entries in the remote's reflog",
+        accepted.len()
+    );
+    assert_eq!(accepted.len(), WORKERS * PUSHES);
+    assert_eq!(pushes, accepted.len(), "one reflog entry per accepted push");
+    healthy(remote.work_tree(), "remote after the race")?;
+    Ok(())
+}
+
+/// One pusher: `pushes` accepted pushes of a new commit on `shared`, each
+/// built on what the remote last showed, retrying on rejection.
+fn push_worker(
+    dir: &Path,
+    w: usize,
+    shared: &muse_store::BranchName,
+    pushes: usize,
+) -> TestResult<(Vec<ObjectId>, usize)> {
+    let mut accepted = Vec::new();
+    let mut rejected = 0;
+    while accepted.len() < pushes {
+        ok(dir, &["fetch", "origin", "shared"])?;
+        let repo = open(dir)?;
+        let seen = repo
+            .refs()
+            .remote_tracking("origin", shared)?
+            .ok_or("seen")?;
+        repo.refs()
+            .update(shared, seen, Expected::Any, "reset: to origin/shared")?;
+        repo.refs()
+            .set_head(&Head::Branch(shared.clone()), "switch")?;
+        let made = repo.commit_files(
+            [(format!("w{w}-{}", accepted.len()), format!("{w}\n"))],
+            &NewCommit::new(format!("worker {w} push {}", accepted.len())),
+        )?;
+        let (code, out) = cli(dir, &["push", "origin", "shared"])?;
+        match code {
+            0 => accepted.push(made.commit.commit_id),
+            1 if out.contains("push rejected") => rejected += 1,
+            _ => return Err(format!("worker {w}: push failed: {out}").into()),
+        }
+    }
+    Ok((accepted, rejected))
+}
