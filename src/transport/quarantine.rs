@@ -43,12 +43,19 @@ pub(crate) struct Quarantine {
 impl Quarantine {
     /// A fresh quarantine in `layout`'s repository. The lock is taken
     /// before the directory exists, so recovery never sees a live
-    /// quarantine without its lock held.
-    pub(crate) fn create(layout: &Layout, writer: &DurableWriter) -> Result<Self> {
+    /// quarantine without its lock held. Recovery in another process may
+    /// hold a fresh lock file for an instant (it takes over every lock of
+    /// the quarantine root it finds unheld, and the file exists a moment
+    /// before its `flock`): the wait of `timeout` covers that.
+    pub(crate) fn create(
+        layout: &Layout,
+        writer: &DurableWriter,
+        timeout: std::time::Duration,
+    ) -> Result<Self> {
         let dir = layout.quarantine_dir(&uuid::Uuid::new_v4());
         let lock = FileLock::acquire(
             &layout.quarantine_lock(&dir),
-            std::time::Duration::ZERO,
+            timeout,
             Some(serde_json::json!({"op": "unpack"})),
         )?;
         writer
@@ -201,7 +208,11 @@ struct Receiver<'a> {
 impl Receiver<'_> {
     fn quarantine(&mut self) -> Result<&Quarantine> {
         if self.q.is_none() {
-            self.q = Some(Quarantine::create(self.repo.layout(), self.repo.writer())?);
+            self.q = Some(Quarantine::create(
+                self.repo.layout(),
+                self.repo.writer(),
+                self.repo.options().lock_timeout,
+            )?);
         }
         self.q.as_ref().ok_or_else(|| {
             Error::io(
