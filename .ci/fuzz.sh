@@ -22,6 +22,10 @@ for target in $(cargo fuzz list); do
     # The model target needs operation sequences longer than libFuzzer's
     # default growth allows in a short run.
     [ "${target}" = store_model ] && extra=(-max_len=256 -len_control=0)
-    cargo fuzz run "${target}" "corpus/${target}" -- \
+    # Seed inputs committed beside the targets (fuzz/seeds/<target>/), when
+    # a target has them, join the corpus read at start.
+    seeds=()
+    [ -d "seeds/${target}" ] && seeds=("seeds/${target}")
+    cargo fuzz run "${target}" "corpus/${target}" "${seeds[@]}" -- \
         -seed=1 -max_total_time="${seconds}" -rss_limit_mb=2048 -timeout=10 "${extra[@]}"
 done

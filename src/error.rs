@@ -127,6 +127,63 @@ pub struct CasConflict {
     pub actual: Option<ObjectId>,
 }
 
+/// What is wrong with a received bundle (see [`Error::BadBundle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BundleProblem {
+    /// The bytes are not msgpack (or end inside a value).
+    NotMsgpack,
+    /// The top-level value is not a map.
+    NotAMap,
+    /// Msgpack, but not shaped like a `PackBundle` (a wrong type, a missing
+    /// or repeated field, bytes after the bundle).
+    Shape,
+    /// An id that is not 64 lowercase hex characters.
+    InvalidId,
+    /// An object whose bytes, or a record whose fields, hash to another id
+    /// than the one it declares.
+    Integrity,
+    /// A manifest path the path policy refuses.
+    RefusedPath,
+    /// Something a commit or snapshot names is neither in the bundle nor in
+    /// the receiving store.
+    Missing,
+}
+
+impl BundleProblem {
+    /// A short name for reports and tests.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            BundleProblem::NotMsgpack => "not msgpack",
+            BundleProblem::NotAMap => "not a map",
+            BundleProblem::Shape => "not a bundle",
+            BundleProblem::InvalidId => "invalid id",
+            BundleProblem::Integrity => "integrity",
+            BundleProblem::RefusedPath => "refused path",
+            BundleProblem::Missing => "missing",
+        }
+    }
+}
+
+/// A bundle refused: what kind of problem, and the detail naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleRefusal {
+    /// What kind of problem.
+    pub problem: BundleProblem,
+    /// What exactly, naming the entry, id, path or byte offset.
+    pub detail: String,
+}
+
+/// Why a push was refused by the receiving side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRefusal {
+    /// The remote branch.
+    pub branch: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// Errors from the store, the repository and its files.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -370,6 +427,22 @@ pub enum Error {
         /// The remote's name.
         name: String,
     },
+    /// A received bundle failed a check; nothing from it was stored and no
+    /// ref moved.
+    #[error("bad bundle ({}): {}", .0.problem.name(), .0.detail)]
+    BadBundle(Box<BundleRefusal>),
+    /// A push the receiving repository refused; nothing moved there.
+    #[error("push rejected: branch '{}': {}", .0.branch, .0.reason)]
+    PushRejected(Box<PushRefusal>),
+    /// A remote URL or path that names no repository this transport can
+    /// reach.
+    #[error("cannot use remote '{url}': {reason}")]
+    BadRemote {
+        /// The URL or path as given.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// gc found damage or an unreadable root and removed nothing: it could
     /// not know what the damaged part reaches.
     #[error("gc refused to remove anything: {reason} (run `muse fsck` for the full report)")]
@@ -401,6 +474,14 @@ impl Error {
     /// `actual`.
     pub(crate) fn integrity(id: ObjectId, path: PathBuf, actual: ObjectId) -> Self {
         Error::Integrity(Box::new(ObjectCorruption { id, path, actual }))
+    }
+
+    /// An [`Error::BadBundle`].
+    pub(crate) fn bundle(problem: BundleProblem, detail: impl Into<String>) -> Self {
+        Error::BadBundle(Box::new(BundleRefusal {
+            problem,
+            detail: detail.into(),
+        }))
     }
 
     /// An [`Error::CasMismatch`].
@@ -478,7 +559,10 @@ impl Error {
             | Error::NoSuchBranch { .. }
             | Error::DuplicateRef { .. }
             | Error::RemoteExists { .. }
-            | Error::NoSuchRemote { .. } => true,
+            | Error::NoSuchRemote { .. }
+            | Error::BadBundle(_)
+            | Error::PushRejected(_)
+            | Error::BadRemote { .. } => true,
         }
     }
 }

@@ -382,6 +382,10 @@ pub(crate) enum LeftoverKind {
     /// of this project kept its locks; only its content (a lock-owner
     /// record) says whether it is one (`x.lock` may be a branch).
     LegacyLock,
+    /// A quarantine directory in `.muse/quarantine/` (or the lock of one
+    /// whose directory is gone): an unpack in progress, or the leftover of
+    /// a killed one when nobody holds its lock. `path` is the directory.
+    Quarantine,
 }
 
 /// A temp or lock file found where such files can be.
@@ -442,6 +446,7 @@ pub(crate) fn leftovers(layout: &Layout, shards: Shards) -> Result<Vec<Leftover>
     ] {
         list_leftovers(&dir, true, &mut found)?;
     }
+    list_quarantines(layout, &mut found)?;
     match shards {
         Shards::All => {
             for shard in shard_dirs(layout)? {
@@ -455,6 +460,59 @@ pub(crate) fn leftovers(layout: &Layout, shards: Shards) -> Result<Vec<Leftover>
         }
     }
     Ok(found)
+}
+
+/// Every quarantine directory in `.muse/quarantine/`, and every lock there
+/// whose directory is gone (as the directory's path).
+fn list_quarantines(layout: &Layout, found: &mut Vec<Leftover>) -> Result<()> {
+    let root = layout.quarantine_root();
+    let Some(entries) = read_dir_optional(&root)? else {
+        return Ok(());
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", &root, e))?;
+        let path = entry.path();
+        let dir = match path.to_str().and_then(|p| p.strip_suffix(".lock")) {
+            Some(dir) => PathBuf::from(dir),
+            None => path.clone(),
+        };
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("stat", path, e)),
+        };
+        found.push(Leftover {
+            path: dir,
+            kind: LeftoverKind::Quarantine,
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            size: meta.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Removes every file directly in the quarantine directory `dir` (a
+/// quarantine is flat). Not durable, on purpose: a quarantine is scratch,
+/// and one that comes back after a power cut is a leftover that recovery
+/// removes.
+pub(crate) fn remove_quarantine_files(vfs: &dyn crate::durable::Vfs, dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if let Err(e) = vfs.remove_file(&entry.path())
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            log::warn!(
+                "could not remove quarantine file '{}': {e}",
+                entry.path().display()
+            );
+        }
+    }
 }
 
 /// Lists `dir` (recursing into subdirectories when `recursive`, never

@@ -288,6 +288,30 @@ impl Layout {
         self.locks_dir().join("gc")
     }
 
+    /// `.muse/quarantine/`: where received bundles are decoded and checked
+    /// before anything is published (one directory per unpack in progress).
+    #[must_use]
+    pub fn quarantine_root(&self) -> PathBuf {
+        self.muse.join("quarantine")
+    }
+
+    /// `.muse/quarantine/<32 hex>/`: the one function that turns a
+    /// quarantine id into a directory.
+    #[must_use]
+    pub fn quarantine_dir(&self, id: &Uuid) -> PathBuf {
+        self.quarantine_root().join(id.simple().to_string())
+    }
+
+    /// `.muse/quarantine/<32 hex>.lock`: held by the unpack that owns the
+    /// quarantine directory of that id, so recovery removes only the
+    /// directories of dead unpacks.
+    #[must_use]
+    pub fn quarantine_lock(&self, dir: &Path) -> PathBuf {
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        dir.with_file_name(name)
+    }
+
     /// `.muse/coordination/reservations/`.
     #[must_use]
     pub fn reservations_dir(&self) -> PathBuf {

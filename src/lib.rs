@@ -83,6 +83,7 @@ mod revision;
 mod state;
 mod store;
 mod sys;
+mod transport;
 mod worktree;
 
 #[cfg(test)]
@@ -98,7 +99,8 @@ pub use durable::{
     remove_temp_files_on_signals,
 };
 pub use error::{
-    CasConflict, Error, Expected, InvalidName, ObjectCorruption, RecordCorruption, Result,
+    BundleProblem, BundleRefusal, CasConflict, Error, Expected, InvalidName, ObjectCorruption,
+    PushRefusal, RecordCorruption, Result,
 };
 pub use history::{
     GraphWalk, ManifestDiff, RevName, ancestors, commit_graph, merge_base, name_revs, walk,
@@ -133,6 +135,11 @@ pub use state::{
     CheckoutJournal, Checkpoint, Intent, MergeState, OpEntry, OpLog, RebaseState, Reservation,
 };
 pub use store::{ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader, hash_file};
+pub use transport::{
+    Fetched, LocalTransport, PackCounts, PushOptions, PushUpdate, RECORD_LIMIT, Transport,
+    Unpacked, VerifyReport, clone, commits_to_send, fetch, fetch_from, open_configured, pack, push,
+    remote_path, unpack, verify,
+};
 pub use worktree::{
     AttributeRule, Attributes, BUILTIN_PATTERNS, BUILTIN_SKIPPED_DIRS, Exclusions, IgnoreMatch,
     IgnoreRules, IgnoreWarning, MUSEATTRIBUTES, MUSEIGNORE, PathVerdict, STRATEGIES, explain_path,

@@ -17,7 +17,9 @@ mod objects;
 mod porcelain;
 mod refs;
 mod remote;
+mod sync;
 mod tag;
+mod transport;
 mod worktree;
 
 use std::ffi::OsString;
@@ -195,6 +197,16 @@ enum Command {
     /// Manage the remotes in config.toml.
     #[command(subcommand)]
     Remote(remote::RemoteCommand),
+    /// Copy a repository (a path or a file:// URL): every branch, remote
+    /// origin, the default branch checked out.
+    Clone(sync::CloneArgs),
+    /// Receive what a remote has and this repository lacks; move the
+    /// tracking pointers.
+    Fetch(sync::FetchArgs),
+    /// Fetch, then fast-forward the current branch.
+    Pull(sync::PullArgs),
+    /// Move remote branches to local ones (compare-and-swap, all or none).
+    Push(sync::PushArgs),
     /// Check every object, record, ref, reflog and state file (exit 0
     /// healthy, 1 damage found, 3 I/O error).
     Fsck(maint::FsckArgs),
@@ -246,6 +258,14 @@ enum Plumbing {
     CheckAttr(worktree::CheckAttrArgs),
     /// Describe the repository's domain plugin.
     DomainInfo(worktree::DomainInfoArgs),
+    /// Write a pack bundle of commits (and what they need) to stdout.
+    PackObjects(transport::PackObjectsArgs),
+    /// Receive a pack bundle from stdin: verify everything, then store it.
+    UnpackObjects(transport::UnpackObjectsArgs),
+    /// Check a pack bundle without storing it.
+    VerifyPack(transport::VerifyPackArgs),
+    /// List a remote's branches.
+    LsRemote(sync::LsRemoteArgs),
 }
 
 impl Command {
@@ -443,6 +463,10 @@ fn dispatch(
         Command::Log(args) => porcelain::log(&ctx, &args, out),
         Command::Checkout(args) => porcelain::checkout(&ctx, &args, out),
         Command::Remote(cmd) => remote::remote(&ctx, &cmd, out),
+        Command::Clone(args) => sync::clone(&ctx, &args, out),
+        Command::Fetch(args) => sync::fetch(&ctx, &args, out),
+        Command::Pull(args) => sync::pull(&ctx, &args, out),
+        Command::Push(args) => sync::push(&ctx, &args, out),
         Command::Fsck(args) => maint::fsck(&ctx, &args, out),
         Command::Gc(args) => maint::gc(&ctx, &args, out),
         Command::Plumbing(p) => match p {
@@ -466,6 +490,10 @@ fn dispatch(
             Plumbing::CheckIgnore(args) => worktree::check_ignore(&ctx, &args, out),
             Plumbing::CheckAttr(args) => worktree::check_attr(&ctx, &args, out),
             Plumbing::DomainInfo(args) => worktree::domain_info(&ctx, &args, out),
+            Plumbing::PackObjects(args) => transport::pack_objects(&ctx, &args, out),
+            Plumbing::UnpackObjects(args) => transport::unpack_objects(&ctx, &args, input, out),
+            Plumbing::VerifyPack(args) => transport::verify_pack(&ctx, &args, input, out),
+            Plumbing::LsRemote(args) => sync::ls_remote(&ctx, &args, out),
         },
     }
 }

@@ -53,6 +53,7 @@ pub(crate) fn collect(repo: &Repository, roots: &mut Roots, problems: &mut Vec<P
         layout.muse_dir().join("refs"),
         layout.logs_dir(),
         layout.locks_dir(),
+        layout.quarantine_root(),
         layout.transactions_dir(),
         layout.head(),
         layout.merge_state(),

@@ -259,6 +259,21 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
                             ));
                         }
                     }
+                    LeftoverKind::Quarantine => {
+                        let lock = layout.quarantine_lock(&l.path);
+                        if !FileLock::is_held(&lock).unwrap_or(true) {
+                            problems.push(Problem::new(
+                                Severity::Note,
+                                ProblemKind::LeftoverQuarantine,
+                                Some(l.path.clone()),
+                                None,
+                                format!(
+                                    "quarantine '{}' was left by an unpack that died; nothing from it was published, and it will be removed on the next open",
+                                    l.path.display()
+                                ),
+                            ));
+                        }
+                    }
                     LeftoverKind::LegacyLock => {
                         if let Ok(Some(Ok(owner))) = LockOwner::read(&l.path)
                             && owner.is_dead()

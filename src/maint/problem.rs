@@ -58,6 +58,9 @@ pub enum ProblemKind {
     /// HEAD names a branch that does not exist yet (an unborn branch: the
     /// next commit creates it). Not damage.
     UnbornBranch,
+    /// A quarantine directory (`.muse/quarantine/<id>/`) left by an unpack
+    /// that died: what it received was never published.
+    LeftoverQuarantine,
     /// An object no root reaches.
     UnreachableObject,
     /// A commit record no root reaches.

@@ -182,6 +182,16 @@ fn read_record<R: Record>(path: &Path) -> Result<R> {
     Ok(record)
 }
 
+/// The JSON of a record file just verified (records are immutable, so it
+/// is the text that verified).
+fn read_raw(path: &Path) -> Result<serde_json::Value> {
+    let bytes = fs::read(path).map_err(|e| Error::io("read record", path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not valid JSON: {e}"),
+    })
+}
+
 /// The commit and snapshot records of one repository.
 #[derive(Debug, Clone)]
 pub struct RecordStore {
@@ -264,6 +274,21 @@ impl RecordStore {
         named_by: impl FnOnce() -> String,
     ) -> Result<SnapshotRecord> {
         self.read_snapshot(id).map_err(|e| named(e, named_by))
+    }
+
+    /// [`RecordStore::read_commit`], with the record also as the JSON it is
+    /// stored as (its key order, its unknown fields), for sending it on as
+    /// stored.
+    pub fn read_commit_raw(&self, id: &ObjectId) -> Result<(CommitRecord, serde_json::Value)> {
+        let record = self.read_commit(id)?;
+        Ok((record, read_raw(&self.layout.commit_path(id))?))
+    }
+
+    /// [`RecordStore::read_snapshot`] with the stored JSON, as
+    /// [`RecordStore::read_commit_raw`].
+    pub fn read_snapshot_raw(&self, id: &ObjectId) -> Result<(SnapshotRecord, serde_json::Value)> {
+        let record = self.read_snapshot(id)?;
+        Ok((record, read_raw(&self.layout.snapshot_path(id))?))
     }
 
     /// Whether a commit record file exists for `id` (not verified).

@@ -5,7 +5,9 @@
 //!
 //! Invariant: a remote name becomes a path only after the one-component
 //! check, a branch name only as a [`BranchName`], so no pointer path leaves
-//! `remotes/`. This module only reads them (transport writes them).
+//! `remotes/`. Pointers are written through the durable writer, after the
+//! objects they name are published (transport calls
+//! [`RefStore::set_remote_tracking`] only then).
 
 use std::path::PathBuf;
 
@@ -39,6 +41,24 @@ impl RefStore {
         ObjectId::from_hex(text.trim())
             .map(Some)
             .map_err(|e| Error::corrupt(path, e.to_string()))
+    }
+
+    /// Records that `remote`'s `branch` was seen at `id` (the reference's
+    /// format: 64 hex, no newline). No reflog line, as the reference.
+    pub fn set_remote_tracking(
+        &self,
+        remote: &str,
+        branch: &BranchName,
+        id: ObjectId,
+    ) -> Result<()> {
+        check_component("remote name", remote)?;
+        let path = self.layout.remote_ref(remote, branch);
+        self.writer.write_file(
+            &path,
+            crate::durable::TempKind::State,
+            id.to_hex().as_bytes(),
+        )?;
+        Ok(())
     }
 
     /// Every pointer file under `remotes/` (temp files skipped), sorted.

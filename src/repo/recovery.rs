@@ -39,6 +39,9 @@
 //!   `EPERM`, `EROFS`) is left as it is and listed in
 //!   [`RecoveryReport::skipped`]; the command goes on, and one that must
 //!   write fails on its own write, naming the path.
+//! - a quarantine directory (`.muse/quarantine/<id>/`, a bundle being
+//!   received) is removed, whatever its age, when nobody holds its lock:
+//!   its unpack died. A live unpack's lock is held, so its files stay;
 //!
 //! Torn log tails need nothing here: readers ignore an incomplete last line
 //! and the next append cuts it off.
@@ -177,6 +180,15 @@ fn recover_one(
                 report.locks.push(leftover.path.clone());
             }
         }
+        LeftoverKind::Quarantine => {
+            if remove_if_abandoned(layout, writer, &leftover.path)? {
+                log::warn!(
+                    "removed quarantine '{}' left by a killed unpack",
+                    leftover.path.display()
+                );
+                report.temps.push(leftover.path.clone());
+            }
+        }
         LeftoverKind::Temp => {
             if leftover.age(now) > grace && files::still_older_than(&leftover.path, now, grace) {
                 writer.remove_file(&leftover.path)?;
@@ -189,6 +201,29 @@ fn recover_one(
         }
     }
     Ok(())
+}
+
+/// Removes the quarantine directory `dir` (`.muse/quarantine/<id>/`) when
+/// the unpack that owned it is gone: nobody holds its lock (the kernel
+/// released the `flock` when the holder died), so no live unpack loses its
+/// files. Returns whether it was removed.
+pub(crate) fn remove_if_abandoned(
+    layout: &Layout,
+    writer: &DurableWriter,
+    dir: &std::path::Path,
+) -> Result<bool> {
+    let Some((lock, _)) = FileLock::try_take_over(&layout.quarantine_lock(dir))? else {
+        return Ok(false);
+    };
+    files::remove_quarantine_files(writer.vfs().as_ref(), dir);
+    match writer.vfs().remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(crate::error::Error::io("remove the quarantine", dir, e));
+        }
+        _ => {}
+    }
+    lock.release()?;
+    Ok(true)
 }
 
 /// Whether a `*.lock` file outside `.muse/locks/` is a lock an older

@@ -36,6 +36,7 @@ mod restore;
 mod statcache;
 mod store_model;
 mod support;
+mod transport;
 mod vectors;
 
 use std::fs;

@@ -1,0 +1,451 @@
+//! Remotes: the [`Transport`] trait (list refs, fetch, push) and its
+//! implementation for repositories on a local path or a `file://` URL,
+//! laid out as the reference lays them out (REFERENCE.md section 3):
+//! `[remotes.<name>]` in `config.toml`, tracking pointers in
+//! `.muse/remotes/<remote>/<branch>`.
+//!
+//! Invariants:
+//! - everything received goes through the receiver's quarantine
+//!   ([`super::unpack`]): objects and records are published only after every
+//!   check passed, and refs and tracking pointers move only after that
+//!   publish is durable;
+//! - a push moves the remote's branches in one ref transaction on the
+//!   remote, each by compare-and-swap against the value the pusher last saw
+//!   there (its tracking pointer; `--force-with-lease` names another; only
+//!   `--force` moves a branch whatever it holds), so a push never silently
+//!   overwrites another push: every branch moves or none does, and the
+//!   remote's reflog records each move;
+//! - a push to the branch checked out in the remote is refused unless the
+//!   remote's `config.toml` says `receive.denyCurrentBranch = "ignore"`
+//!   (git's rule: that working tree would silently go stale).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::bundle::{commits_to_send, pack_commits};
+use super::quarantine::{Unpacked, unpack_guarded};
+use crate::error::{Error, Expected, PushRefusal, Result};
+use crate::id::ObjectId;
+use crate::name::BranchName;
+use crate::refs::{Head, RefChange};
+use crate::repo::{Options, Repository};
+
+/// What a transport reaches: a repository that lists its branches, sends
+/// what a receiver lacks, and takes pushes. A network transport implements
+/// the same three calls.
+pub trait Transport {
+    /// Every branch of the remote with its tip, sorted by name.
+    fn list_refs(&self) -> Result<Vec<(BranchName, ObjectId)>>;
+    /// The branch the remote's HEAD is on (its default branch).
+    fn default_branch(&self) -> Result<Option<BranchName>>;
+    /// Sends `wants` and what they need, less what `haves` already cover,
+    /// into `into` (through its quarantine). Moves no ref.
+    fn fetch(&self, into: &Repository, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Unpacked>;
+    /// Sends what `updates` need from `from` and moves the remote's
+    /// branches, all or none (see the module docs).
+    fn push(&self, from: &Repository, updates: &[PushUpdate]) -> Result<Vec<RefChange>>;
+}
+
+/// One branch a push moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushUpdate {
+    /// The remote branch.
+    pub branch: BranchName,
+    /// Its new tip.
+    pub new: ObjectId,
+    /// What it must hold now for the push to go ahead.
+    pub expected: Expected,
+    /// Whether a tip that does not descend from the current one is allowed.
+    pub force: bool,
+}
+
+/// A repository on this machine, reached through its path.
+#[derive(Debug, Clone)]
+pub struct LocalTransport {
+    remote: Repository,
+}
+
+/// The directory a remote URL names: `file:///abs/path` (the host part
+/// joined with the path, as the reference reads it) or a plain path,
+/// relative to `base`.
+pub fn remote_path(url: &str, base: &Path) -> Result<PathBuf> {
+    let path = if let Some(rest) = url.strip_prefix("file://") {
+        PathBuf::from(if rest.starts_with('/') {
+            rest.to_owned()
+        } else {
+            format!("/{rest}")
+        })
+    } else if url.contains("://") {
+        return Err(Error::BadRemote {
+            url: url.to_owned(),
+            reason: "only local paths and file:// URLs are supported".to_owned(),
+        });
+    } else {
+        base.join(url)
+    };
+    if !path.join(crate::layout::MUSE_DIR).is_dir() {
+        return Err(Error::BadRemote {
+            url: url.to_owned(),
+            reason: format!("'{}' holds no .muse/ directory", path.display()),
+        });
+    }
+    Ok(path)
+}
+
+impl LocalTransport {
+    /// The repository `url` names (see [`remote_path`]), opened with
+    /// `options` (recovery runs there as on any open).
+    pub fn open(url: &str, base: &Path, options: Options) -> Result<Self> {
+        let path = remote_path(url, base)?;
+        Ok(Self {
+            remote: Repository::open_with(path, options)?,
+        })
+    }
+
+    /// The remote repository.
+    #[must_use]
+    pub fn repository(&self) -> &Repository {
+        &self.remote
+    }
+}
+
+/// Packs `commits` of `from` into `into` through an OS pipe: the packer runs
+/// on its own thread, so neither side holds the bundle.
+fn stream(
+    from: &Repository,
+    into: &Repository,
+    commits: &[crate::record::CommitRecord],
+) -> Result<Unpacked> {
+    let (mut reader, writer) =
+        std::io::pipe().map_err(|e| Error::io("make a pipe", into.work_tree(), e))?;
+    std::thread::scope(|scope| {
+        let packer = scope.spawn(move || {
+            let mut writer = std::io::BufWriter::with_capacity(64 * 1024, writer);
+            let packed = pack_commits(from, commits, None, &mut writer);
+            // Closing the pipe ends the receiver's input.
+            drop(writer);
+            packed
+        });
+        let mut input = std::io::BufReader::with_capacity(64 * 1024, &mut reader as &mut dyn Read);
+        let received = unpack_guarded(into, &mut input, Path::new("<transport>"));
+        // A refusal stops reading: drain so the packer sees the end, not a
+        // broken pipe it would report instead of the refusal.
+        let _ = std::io::copy(&mut input, &mut std::io::sink());
+        let pack_result = packer.join().map_err(|_| {
+            Error::io(
+                "pack",
+                from.work_tree(),
+                std::io::Error::other("the packer panicked"),
+            )
+        })?;
+        let received = received?;
+        pack_result?;
+        Ok(received)
+    })
+}
+
+impl Transport for LocalTransport {
+    fn list_refs(&self) -> Result<Vec<(BranchName, ObjectId)>> {
+        let mut out: Vec<_> = self
+            .remote
+            .refs()
+            .branches()?
+            .into_iter()
+            .filter_map(|(b, state)| state.commit().map(|c| (b, c)))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn default_branch(&self) -> Result<Option<BranchName>> {
+        Ok(match self.remote.refs().head()? {
+            Head::Branch(b) => Some(b),
+            Head::Detached(_) => None,
+        })
+    }
+
+    fn fetch(&self, into: &Repository, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Unpacked> {
+        let _guard = into.write_guard()?;
+        let _remote_guard = self.remote.write_guard()?;
+        let commits = commits_to_send(&self.remote, wants, haves)?;
+        stream(&self.remote, into, &commits)
+    }
+
+    fn push(&self, from: &Repository, updates: &[PushUpdate]) -> Result<Vec<RefChange>> {
+        let remote = &self.remote;
+        let _guard = remote.write_guard()?;
+        let checked_out = self.default_branch()?;
+        let allow_current = remote
+            .config()?
+            .get("receive.denyCurrentBranch")
+            .is_some_and(|v| v == "ignore" || v == "false");
+        for update in updates {
+            if Some(&update.branch) == checked_out.as_ref() && !allow_current {
+                return Err(reject(
+                    &update.branch,
+                    "it is the branch checked out in the remote's working tree, which would go stale; push to another branch, or set receive.denyCurrentBranch = \"ignore\" in the remote's config.toml",
+                ));
+            }
+        }
+        let haves: Vec<ObjectId> = self.list_refs()?.into_iter().map(|(_, c)| c).collect();
+        let wants: Vec<ObjectId> = updates.iter().map(|u| u.new).collect();
+        let commits = commits_to_send(from, &wants, &haves)?;
+        if !commits.is_empty() {
+            stream(from, remote, &commits)?;
+        }
+        // Fast-forward checks, now that the remote has every commit.
+        for update in updates.iter().filter(|u| !u.force) {
+            if let Some(current) = remote.refs().branch(&update.branch)?
+                && current != update.new
+                && !crate::history::ancestors(remote.records(), update.new)?.contains(&current)
+            {
+                return Err(reject(
+                    &update.branch,
+                    "the remote branch has commits this push does not contain (it is not a fast-forward); fetch and merge first, or push with --force",
+                ));
+            }
+        }
+        let mut tx = remote.refs().transaction("push");
+        for update in updates {
+            tx.update(update.branch.clone(), update.new, update.expected);
+        }
+        tx.commit().map_err(|e| match e {
+            Error::CasMismatch(conflict) => Error::PushRejected(Box::new(PushRefusal {
+                branch: conflict.branch.clone(),
+                reason: format!(
+                    "the remote branch moved since this repository last saw it (expected {}, found {}); fetch first, or push with --force",
+                    conflict.expected,
+                    conflict.actual.map_or_else(|| "absent".to_owned(), |id| id.to_string())
+                ),
+            })),
+            other => other,
+        })
+    }
+}
+
+fn reject(branch: &BranchName, reason: &str) -> Error {
+    Error::PushRejected(Box::new(PushRefusal {
+        branch: branch.to_string(),
+        reason: reason.to_owned(),
+    }))
+}
+
+/// Every commit this repository knows a tip of (its branches and tracking
+/// pointers): what a fetch tells the remote it has.
+fn local_haves(repo: &Repository) -> Result<Vec<ObjectId>> {
+    let mut haves: Vec<ObjectId> = repo
+        .refs()
+        .branches()?
+        .into_iter()
+        .filter_map(|(_, s)| s.commit())
+        .collect();
+    for pointer in repo.refs().remote_tracking_files()? {
+        if let Ok(id) = repo.refs().read_remote_ref(&pointer) {
+            haves.push(id);
+        }
+    }
+    haves.sort();
+    haves.dedup();
+    Ok(haves)
+}
+
+/// What a [`fetch`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// Each branch fetched with its tip there and the tracking pointer's
+    /// previous value.
+    pub branches: Vec<(BranchName, ObjectId, Option<ObjectId>)>,
+    /// What was received.
+    pub received: Unpacked,
+}
+
+/// Fetches `branches` (every branch of the remote when empty) of the
+/// configured remote `name`: only what this repository lacks crosses,
+/// through the quarantine; then the tracking pointers move.
+pub fn fetch(repo: &Repository, name: &str, branches: &[BranchName]) -> Result<Fetched> {
+    let transport = open_configured(repo, name)?;
+    fetch_from(repo, &transport, name, branches)
+}
+
+/// [`fetch`] through a given transport.
+pub fn fetch_from(
+    repo: &Repository,
+    transport: &dyn Transport,
+    name: &str,
+    branches: &[BranchName],
+) -> Result<Fetched> {
+    let refs = transport.list_refs()?;
+    let mut chosen = Vec::new();
+    if branches.is_empty() {
+        chosen.clone_from(&refs);
+    } else {
+        for branch in branches {
+            match refs.iter().find(|(b, _)| b == branch) {
+                Some(found) => chosen.push(found.clone()),
+                None => {
+                    return Err(Error::NoSuchBranch {
+                        branch: format!("{branch} (on remote '{name}')"),
+                    });
+                }
+            }
+        }
+    }
+    let wants: Vec<ObjectId> = chosen
+        .iter()
+        .map(|(_, c)| *c)
+        .filter(|c| !repo.records().contains_commit(c))
+        .collect();
+    let received = if wants.is_empty() {
+        Unpacked::default()
+    } else {
+        transport.fetch(repo, &wants, &local_haves(repo)?)?
+    };
+    let mut out = Fetched {
+        received,
+        ..Fetched::default()
+    };
+    for (branch, tip) in chosen {
+        let old = repo.refs().remote_tracking(name, &branch)?;
+        if old != Some(tip) {
+            repo.refs().set_remote_tracking(name, &branch, tip)?;
+        }
+        out.branches.push((branch, tip, old));
+    }
+    Ok(out)
+}
+
+/// The transport of the configured remote `name`.
+pub fn open_configured(repo: &Repository, name: &str) -> Result<LocalTransport> {
+    let remote = repo
+        .config()?
+        .remote(name)?
+        .ok_or_else(|| Error::NoSuchRemote {
+            name: name.to_owned(),
+        })?;
+    LocalTransport::open(&remote.url, repo.work_tree(), repo.options().clone())
+}
+
+/// How a [`push`] may move each branch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushOptions {
+    /// Move the branches whatever they hold.
+    pub force: bool,
+    /// `--force-with-lease=<branch>:<id>`: move `branch` only if it holds
+    /// `id` there (not a fast-forward check).
+    pub leases: Vec<(BranchName, ObjectId)>,
+}
+
+/// Pushes the local `branches` to the same names on the configured remote
+/// `name`: one transaction there (all move or none), each a compare-and-swap
+/// against this repository's tracking pointer (absent: the branch must be
+/// absent there), unless `options` say otherwise. Then the tracking pointers
+/// move here.
+pub fn push(
+    repo: &Repository,
+    name: &str,
+    branches: &[BranchName],
+    options: &PushOptions,
+) -> Result<Vec<RefChange>> {
+    let transport = open_configured(repo, name)?;
+    let mut updates = Vec::new();
+    for branch in branches {
+        let new = repo
+            .refs()
+            .branch(branch)?
+            .ok_or_else(|| Error::UnbornBranch {
+                branch: branch.to_string(),
+            })?;
+        let lease = options.leases.iter().find(|(b, _)| b == branch);
+        let (expected, force) = match lease {
+            Some((_, id)) => (Expected::Value(*id), true),
+            None if options.force => (Expected::Any, true),
+            None => (
+                repo.refs()
+                    .remote_tracking(name, branch)?
+                    .map_or(Expected::Absent, Expected::Value),
+                false,
+            ),
+        };
+        updates.push(PushUpdate {
+            branch: branch.clone(),
+            new,
+            expected,
+            force,
+        });
+    }
+    let moved = transport.push(repo, &updates)?;
+    for update in &updates {
+        repo.refs()
+            .set_remote_tracking(name, &update.branch, update.new)?;
+    }
+    Ok(moved)
+}
+
+/// Clones the repository `url` names into `dir` (which must not exist or
+/// be empty): every branch, remote `origin` with its tracking pointers,
+/// HEAD on the remote's default branch. The working tree is the caller's to
+/// check out. Built in a temp directory beside `dir` and renamed into place
+/// last, so a failed or killed clone leaves no half repository at `dir`.
+pub fn clone(url: &str, dir: &Path, options: &Options) -> Result<Repository> {
+    let base =
+        std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
+    let source = LocalTransport::open(url, &base, options.clone())?;
+    let dir = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        base.join(dir)
+    };
+    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
+        return Err(Error::Input {
+            path: dir,
+            reason: "the clone's directory exists and is not empty".to_owned(),
+        });
+    }
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let temp = parent.join(format!(
+        ".muse-tmp-clone-{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let built = (|| {
+        let repo = Repository::init_with(&temp, options.clone())?;
+        let absolute = remote_path(url, &base)?;
+        let url_text = if url.starts_with("file://") {
+            url.to_owned()
+        } else {
+            absolute.display().to_string()
+        };
+        let default = source.default_branch()?;
+        crate::repo::Config::add_remote(
+            &repo,
+            "origin",
+            &url_text,
+            default.as_ref().map(BranchName::as_str),
+        )?;
+        let repo = Repository::open_with(&temp, options.clone())?;
+        let fetched = fetch_from(&repo, &source, "origin", &[])?;
+        let mut tx = repo.refs().transaction("clone");
+        for (branch, tip, _) in &fetched.branches {
+            tx.update(branch.clone(), *tip, Expected::Absent);
+        }
+        tx.commit()?;
+        if let Some(default) = &default {
+            repo.refs()
+                .set_head(&Head::Branch(default.clone()), "clone")?;
+        }
+        Ok::<_, Error>(())
+    })();
+    if let Err(e) = built {
+        let _ = std::fs::remove_dir_all(&temp);
+        return Err(e);
+    }
+    if dir.exists() {
+        repo_writer(options).remove_dir(&dir)?;
+    }
+    repo_writer(options).rename_file(&temp, &dir)?;
+    Repository::open_with(&dir, options.clone())
+}
+
+fn repo_writer(options: &Options) -> crate::durable::DurableWriter {
+    crate::durable::DurableWriter::new(options.vfs.clone(), options.durability)
+}
