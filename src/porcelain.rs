@@ -479,7 +479,7 @@ fn resume_locked(repo: &Repository, progress: &dyn Progress) -> Result<Option<Ch
     for path in &journal.to_write {
         let id = *target_files.get(path).ok_or_else(|| {
             Error::corrupt(
-                repo.layout().checkout_journal(),
+                &journal_path,
                 format!(
                     "it lists '{path}', which commit {} does not hold",
                     journal.target_commit
@@ -543,10 +543,16 @@ fn refuse_obstacles(
 ) -> Result<()> {
     let removed: std::collections::BTreeSet<&str> = to_remove.iter().map(String::as_str).collect();
     let mut parents_seen = std::collections::HashSet::new();
-    // A removal never goes through a symlinked directory either.
+    // A removal never goes through a symlinked directory either (each
+    // parent looked at once: a switch removes thousands of files from a
+    // few directories).
+    let mut removal_parents_seen = std::collections::HashSet::new();
     for rel in to_remove {
         for (i, _) in rel.match_indices('/') {
             let parent = &rel[..i];
+            if !removal_parents_seen.insert(parent) {
+                continue;
+            }
             let path = work_tree.join(parent);
             if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
                 return Err(Error::Symlink { path });
