@@ -12,7 +12,10 @@
 //! text: a line before any entry, a line that starts like an entry (two ids)
 //! but does not parse, a line that is not UTF-8 or holds a control
 //! character the reference strips (C0 other than tab, DEL, C1). Those are
-//! malformed.
+//! malformed, and so is a run of would-be continuation lines that ends in
+//! a malformed line or in a torn tail: the reference never writes damage,
+//! so such a run is what a torn append left, and it must not change the
+//! message of the entry before it.
 //!
 //! Invariants: this project writes one physical line per entry (the
 //! operation's first line, tabs and carriage returns made spaces, as git
@@ -114,6 +117,11 @@ pub struct Reflog {
     pub malformed: Vec<usize>,
     /// Whether the file ended in a torn (incomplete) line, which was ignored.
     pub torn_tail: bool,
+    /// With a torn tail, where the damage a torn append left begins: the
+    /// torn line, and the would-be continuation lines just before it that
+    /// were reported malformed. The next append cuts the file here, so what
+    /// the reader called damage never turns into an entry's message body.
+    tail_damage_start: Option<u64>,
 }
 
 impl Reflog {
@@ -144,23 +152,56 @@ fn read(path: &Path) -> Result<Reflog> {
     };
     log.torn_tail = complete.len() != bytes.len();
     let Some(body) = complete.strip_suffix(b"\n") else {
+        log.tail_damage_start = log.torn_tail.then_some(0);
         return Ok(log);
     };
+    // Continuation lines wait in `pending` until the group they extend is
+    // closed by the next entry or the end of a cleanly ended file. A crash
+    // that tears an append can leave garbage holding newlines after the last
+    // entry; its first lines may happen to look like message text (an empty
+    // line, say), but the group then runs into a malformed line or the torn
+    // tail, and the whole run is reported as damage instead of being glued to
+    // the message of an entry that was acknowledged whole.
+    let mut pending: Vec<(usize, &str, u64)> = Vec::new();
+    let mut in_group = false;
+    let mut offset = 0u64;
     for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        let start = offset;
+        offset += line.len() as u64 + 1;
         let text = std::str::from_utf8(line).ok();
         if let Some(entry) = text.and_then(ReflogEntry::parse) {
+            extend_last(&mut log, &mut pending);
             log.entries.push(entry);
+            in_group = true;
             continue;
         }
-        match (text, log.entries.last_mut()) {
-            (Some(text), Some(previous)) if is_continuation(text) => {
-                previous.operation.push('\n');
-                previous.operation.push_str(text);
+        match text {
+            Some(text) if in_group && is_continuation(text) => pending.push((i + 1, text, start)),
+            _ => {
+                log.malformed.extend(pending.drain(..).map(|(n, ..)| n));
+                log.malformed.push(i + 1);
+                in_group = false;
             }
-            _ => log.malformed.push(i + 1),
         }
     }
+    if log.torn_tail {
+        log.tail_damage_start = Some(pending.first().map_or(complete.len() as u64, |p| p.2));
+        log.malformed.extend(pending.drain(..).map(|(n, ..)| n));
+    } else {
+        extend_last(&mut log, &mut pending);
+    }
     Ok(log)
+}
+
+/// Appends the `pending` continuation lines to the last entry's operation.
+fn extend_last(log: &mut Reflog, pending: &mut Vec<(usize, &str, u64)>) {
+    if let Some(last) = log.entries.last_mut() {
+        for (_, text, _) in pending.drain(..) {
+            last.operation.push('\n');
+            last.operation.push_str(text);
+        }
+    }
+    pending.clear();
 }
 
 /// Whether `line` (which is no entry) can be a line of a message the
@@ -178,9 +219,17 @@ fn is_continuation(line: &str) -> bool {
     !starts_like_entry && !line.chars().any(|c| c != '\t' && c.is_control())
 }
 
-/// Appends `entry` to the reflog at `path`, durably.
+/// Appends `entry` to the reflog at `path`, durably. A torn tail is cut
+/// first, with the lines [`read`] counts as part of it (see
+/// `Reflog::tail_damage_start`); the whole file is read only then.
 pub(crate) fn append(writer: &DurableWriter, path: &Path, entry: &ReflogEntry) -> Result<()> {
-    writer.append_record(path, &entry.to_line())?;
+    let cut = match crate::durable::torn_tail_start(path).map_err(|e| Error::io("read", path, e))? {
+        Some(_) => read(path)?.tail_damage_start,
+        None => None,
+    };
+    let mut line = entry.to_line();
+    line.push('\n');
+    writer.append(path, cut, line.as_bytes())?;
     Ok(())
 }
 
@@ -234,14 +283,73 @@ mod tests {
         let path = dir.path().join("HEAD");
         let a = ObjectId::hash(b"a");
         let text = format!(
-            "before any entry\n{a} {a} me 1 +0000\tcommit: x\nbody line\n{a} {a} me x +0000\tbad seconds\nnul\u{0}here\n"
+            "before any entry\n{a} {a} me 1 +0000\tcommit: x\nbody line\n{a} {a} me 2 +0000\tcommit: y\nits body\n{a} {a} me x +0000\tbad seconds\nafter damage\nnul\u{0}here\n"
         );
         #[expect(clippy::disallowed_methods, reason = "test plants a damaged log")]
         std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
         let log = read(&path)?;
-        assert_eq!(log.malformed, vec![1, 4, 5]);
-        assert_eq!(log.entries.len(), 1);
+        assert_eq!(log.malformed, vec![1, 5, 6, 7, 8]);
+        assert_eq!(log.entries.len(), 2);
         assert_eq!(log.entries[0].operation, "commit: x\nbody line");
+        assert_eq!(
+            log.entries[1].operation, "commit: y",
+            "a run that ends in damage is damage, not the message's body"
+        );
+        Ok(())
+    }
+
+    /// The power-cut suite's seed 1796356945931281396: a torn append left
+    /// garbage that began with a newline after an acknowledged entry, and
+    /// the empty line it made was read as the end of that entry's message.
+    #[test]
+    fn garbage_a_torn_append_left_never_extends_the_entry_before() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("logs/HEAD");
+        let writer = DurableWriter::new(
+            std::sync::Arc::new(crate::durable::RealFs),
+            crate::durable::Durability::None,
+        );
+        let entry = |n: u8| ReflogEntry {
+            old: ObjectId::ZERO,
+            new: ObjectId::hash(&[n]),
+            author: "me".into(),
+            unix_seconds: 1,
+            tz: "+0000".into(),
+            operation: format!("commit: {n}"),
+        };
+        append(&writer, &path, &entry(1))?;
+        for garbage in [
+            &b"\n\x16Z\xff\x10o\n\x1e$\xc7"[..],
+            b"\n",
+            b"\ntext that looks like a message\n and more",
+            b"\n\n\x00\x00\n",
+        ] {
+            let mut bytes = entry(1).to_line().into_bytes();
+            bytes.push(b'\n');
+            bytes.extend_from_slice(garbage);
+            #[expect(clippy::disallowed_methods, reason = "test plants a torn log")]
+            std::fs::write(&path, &bytes).map_err(|e| Error::io("write", &path, e))?;
+            let log = read(&path)?;
+            let seen = String::from_utf8_lossy(garbage).into_owned();
+            if garbage == b"\n" {
+                // Indistinguishable from the reference's message that ends
+                // in a newline, and the same bytes the suite never produces:
+                // its garbage fills the whole appended line.
+                continue;
+            }
+            assert_eq!(log.entries, vec![entry(1)], "garbage {seen:?}");
+            assert!(!log.malformed.is_empty() || log.torn_tail, "{seen:?}");
+            append(&writer, &path, &entry(3))?;
+            let log = read(&path)?;
+            assert_eq!(log.entries, vec![entry(1), entry(3)], "garbage {seen:?}");
+        }
+        // A log whose first append was torn holds no newline at all.
+        #[expect(clippy::disallowed_methods, reason = "test plants a torn log")]
+        std::fs::write(&path, [0u8; 150]).map_err(|e| Error::io("write", &path, e))?;
+        append(&writer, &path, &entry(3))?;
+        let log = read(&path)?;
+        assert_eq!(log.entries, vec![entry(3)]);
+        assert!(log.malformed.is_empty() && !log.torn_tail);
         Ok(())
     }
 

@@ -1207,8 +1207,16 @@ fn check_image(run: &Run, k: usize, work: &Path) -> Result<(), String> {
                     .any(|e| e.new == m.new && e.operation == m.message)
             {
                 return Err(fail(format!(
-                    "move of {name} to {} (acknowledged or recovered) is not in its reflog",
-                    m.new
+                    "move of {name} to {} ({:?}, ops {:?}; acknowledged or recovered) is not in \
+                     its reflog, which reads {:?} with malformed lines {:?}",
+                    m.new,
+                    m.message,
+                    m.window,
+                    log.entries
+                        .iter()
+                        .map(|e| (e.new.to_string(), e.operation.clone()))
+                        .collect::<Vec<_>>(),
+                    log.malformed
                 )));
             }
         }
