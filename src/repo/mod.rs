@@ -195,7 +195,22 @@ impl Repository {
     /// Creates a repository in `work_tree`, refusing one that already holds
     /// a `.muse/` ([`Error::AlreadyInitialized`]).
     pub fn init_with(work_tree: impl AsRef<Path>, options: Options) -> Result<Self> {
-        let work_tree = absolute(work_tree.as_ref())?;
+        Self::init_as(work_tree.as_ref(), options, None)
+    }
+
+    /// [`Repository::init_with`] under the identity (`repo_id`, `domain`) of
+    /// the repository this one is cloned from, as the reference's clone
+    /// does, so its tags (`tags/<repo_id>/`) and domain carry over. An id
+    /// that cannot name a directory is refused.
+    pub(crate) fn init_as(
+        work_tree: &Path,
+        options: Options,
+        identity: Option<&RepoInfo>,
+    ) -> Result<Self> {
+        if let Some(info) = identity {
+            crate::name::check_component("repository id", &info.repo_id)?;
+        }
+        let work_tree = absolute(work_tree)?;
         let writer = DurableWriter::new(options.vfs.clone(), options.durability);
         writer.create_dir_all(&work_tree)?;
         let layout = Layout::new(&work_tree);
@@ -236,10 +251,13 @@ impl Repository {
         // The gc lock file is permanent (writers take it shared).
         writer.write_file(&layout.gc_lock(), TempKind::State, b"")?;
         let info = RepoInfo {
-            repo_id: uuid::Uuid::new_v4().to_string(),
+            repo_id: identity.map_or_else(
+                || uuid::Uuid::new_v4().to_string(),
+                |info| info.repo_id.clone(),
+            ),
             schema_version: SCHEMA_VERSION.to_owned(),
             created_at: Timestamp::now().to_isoformat(),
-            domain: default_domain(),
+            domain: identity.map_or_else(default_domain, |info| info.domain.clone()),
             extra: serde_json::Map::new(),
         };
         let mut json = serde_json::to_vec_pretty(&info)

@@ -408,7 +408,8 @@ pub fn clone(url: &str, dir: &Path, options: &Options) -> Result<Repository> {
         uuid::Uuid::new_v4().simple()
     ));
     let built = (|| {
-        let repo = Repository::init_with(&temp, options.clone())?;
+        let identity = source.repository().info()?;
+        let repo = Repository::init_as(&temp, options.clone(), Some(identity))?;
         let absolute = remote_path(url, &base)?;
         let url_text = if url.starts_with("file://") {
             url.to_owned()

@@ -1092,6 +1092,45 @@ fn clone_fetch_pull_and_push_between_local_repositories() -> TestResult {
     Ok(())
 }
 
+/// REFERENCE.md section 3: a clone takes the remote's `repo_id` and
+/// `domain` (its tags live under `tags/<repo_id>/`); an id that cannot name
+/// a directory is refused and leaves nothing behind.
+#[test]
+fn clone_keeps_the_remotes_identity_and_refuses_a_hostile_one() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    let root = remote.work_tree().to_path_buf();
+    let json = root.join(".muse/repo.json");
+    let mut info: Value = serde_json::from_slice(&fs::read(&json)?)?;
+    info["domain"] = Value::from("midi");
+    fs::write(&json, serde_json::to_vec_pretty(&info)?)?;
+    let url = format!("file://{}", root.display());
+    ok(base.path(), &["clone", &url, "same"])?;
+    let cloned = open(&base.path().join("same"))?;
+    let remote = open(&root)?;
+    assert_eq!(cloned.info()?.repo_id, remote.info()?.repo_id);
+    assert_eq!(cloned.info()?.domain, "midi");
+
+    for hostile in ["../../escape", "", "a/b"] {
+        info["repo_id"] = Value::from(hostile);
+        fs::write(&json, serde_json::to_vec_pretty(&info)?)?;
+        let (code, out) = cli(base.path(), &["clone", &url, "bad"])?;
+        assert_ne!(code, 0, "repo_id {hostile:?} accepted: {out}");
+        assert!(out.contains("repository id"), "{hostile:?}: {out}");
+        let left: Vec<_> = fs::read_dir(base.path())?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()?;
+        assert!(
+            !left
+                .iter()
+                .any(|n| n == "bad" || n.starts_with(".muse-tmp-clone")),
+            "{hostile:?} left {left:?}"
+        );
+    }
+    assert!(!base.path().join("escape").exists());
+    Ok(())
+}
+
 #[test]
 fn push_is_compare_and_swap_and_atomic() -> TestResult {
     let base = tempfile::tempdir()?;
