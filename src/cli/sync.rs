@@ -60,6 +60,9 @@ pub(super) struct FetchArgs {
     /// A branch to fetch (the reference's spelling).
     #[arg(short = 'b', long = "branch")]
     branch: Vec<String>,
+    /// Remove the tracking pointers of branches the remote no longer has.
+    #[arg(short = 'p', long)]
+    prune: bool,
 }
 
 fn branch_names(names: &[String]) -> Result<Vec<BranchName>, Failure> {
@@ -74,7 +77,14 @@ pub(super) fn fetch(ctx: &Context, args: &FetchArgs, out: &mut dyn Write) -> Cmd
     let remote = args.remote.as_deref().unwrap_or("origin");
     let mut names = args.branches.clone();
     names.extend(args.branch.iter().cloned());
-    let fetched = muse_store::fetch(&repo, remote, &branch_names(&names)?)?;
+    let options = muse_store::FetchOptions { prune: args.prune };
+    let fetched = muse_store::fetch_with(&repo, remote, &branch_names(&names)?, &options)?;
+    for branch in &fetched.pruned {
+        emit(
+            out,
+            format_args!("{remote}/{branch} pruned (gone on the remote)\n"),
+        )?;
+    }
     for (branch, tip, old) in &fetched.branches {
         if *old == Some(*tip) {
             emit(
@@ -159,6 +169,10 @@ pub(super) struct PushArgs {
     /// `<branch>:<id>`: move branch only if the remote holds id there.
     #[arg(long = "force-with-lease", value_name = "BRANCH:ID")]
     leases: Vec<String>,
+    /// Record the (first) pushed branch as the remote's upstream
+    /// (`branch = "<b>"` under `[remotes.<remote>]`).
+    #[arg(short = 'u', long = "set-upstream")]
+    set_upstream: bool,
 }
 
 pub(super) fn push(ctx: &Context, args: &PushArgs, out: &mut dyn Write) -> CmdResult {
@@ -190,6 +204,15 @@ pub(super) fn push(ctx: &Context, args: &PushArgs, out: &mut dyn Write) -> CmdRe
         ));
     }
     let moved = muse_store::push(&repo, remote, &branches, &options)?;
+    if args.set_upstream
+        && let Some(first) = branches.first()
+    {
+        muse_store::Config::set_remote_branch(&repo, remote, first.as_str())?;
+        emit(
+            out,
+            format_args!("Branch '{first}' set up to track {remote}/{first}\n"),
+        )?;
+    }
     for change in &moved {
         emit(
             out,

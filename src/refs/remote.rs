@@ -61,6 +61,15 @@ impl RefStore {
         Ok(())
     }
 
+    /// Removes the pointer of `remote`'s `branch` (a branch the remote no
+    /// longer has: `fetch --prune`), durably; absent is fine.
+    pub fn delete_remote_tracking(&self, remote: &str, branch: &BranchName) -> Result<()> {
+        check_component("remote name", remote)?;
+        self.writer
+            .remove_file(&self.layout.remote_ref(remote, branch))?;
+        Ok(())
+    }
+
     /// Every pointer file under `remotes/` (temp files skipped), sorted.
     pub fn remote_tracking_files(&self) -> Result<Vec<RemoteRef>> {
         let root = self.layout.remotes_dir();

@@ -178,6 +178,23 @@ impl Config {
         })
     }
 
+    /// Sets the branch the remote `name` tracks (`branch = "<b>"` under
+    /// `[remotes.<name>]`, as the reference's `push -u` writes it).
+    pub fn set_remote_branch(repo: &Repository, name: &str, branch: &str) -> Result<()> {
+        check_plain_text("branch", branch)?;
+        update(repo, |doc, path| {
+            let remotes = remotes_mut(doc, path)?;
+            let table = remotes
+                .get_mut(name)
+                .and_then(Item::as_table_like_mut)
+                .ok_or_else(|| Error::NoSuchRemote {
+                    name: name.to_owned(),
+                })?;
+            table.insert("branch", toml_edit::value(branch));
+            Ok(())
+        })
+    }
+
     /// Removes the remote `name`.
     pub fn remove_remote(repo: &Repository, name: &str) -> Result<()> {
         update(repo, |doc, path| {

@@ -257,14 +257,55 @@ pub struct Fetched {
     pub branches: Vec<(BranchName, ObjectId, Option<ObjectId>)>,
     /// What was received.
     pub received: Unpacked,
+    /// Tracking pointers removed because the remote no longer has their
+    /// branch (only with [`FetchOptions::prune`]).
+    pub pruned: Vec<BranchName>,
+}
+
+/// How [`fetch_with`] fetches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Remove the tracking pointers of branches the remote no longer has
+    /// (`fetch --prune`). Unlike the reference, which prunes only pointers
+    /// directly in `remotes/<remote>/`, a nested one (`feature/x`) goes too:
+    /// the remote's whole branch list is known here.
+    pub prune: bool,
 }
 
 /// Fetches `branches` (every branch of the remote when empty) of the
 /// configured remote `name`: only what this repository lacks crosses,
 /// through the quarantine; then the tracking pointers move.
 pub fn fetch(repo: &Repository, name: &str, branches: &[BranchName]) -> Result<Fetched> {
+    fetch_with(repo, name, branches, &FetchOptions::default())
+}
+
+/// [`fetch`] with `options`.
+pub fn fetch_with(
+    repo: &Repository,
+    name: &str,
+    branches: &[BranchName],
+    options: &FetchOptions,
+) -> Result<Fetched> {
     let transport = open_configured(repo, name)?;
-    fetch_from(repo, &transport, name, branches)
+    let mut fetched = fetch_from(repo, &transport, name, branches)?;
+    if options.prune {
+        let remote_branches = transport.list_refs()?;
+        for pointer in repo.refs().remote_tracking_files()? {
+            if pointer.remote != name {
+                continue;
+            }
+            // A pointer file whose name is no branch name was never written
+            // by a fetch; it is left for fsck to report.
+            let Ok(branch) = BranchName::new(&pointer.branch) else {
+                continue;
+            };
+            if !remote_branches.iter().any(|(b, _)| *b == branch) {
+                repo.refs().delete_remote_tracking(name, &branch)?;
+                fetched.pruned.push(branch);
+            }
+        }
+    }
+    Ok(fetched)
 }
 
 /// [`fetch`] through a given transport.

@@ -1131,6 +1131,60 @@ fn clone_keeps_the_remotes_identity_and_refuses_a_hostile_one() -> TestResult {
     Ok(())
 }
 
+/// `fetch --prune` removes the pointers of branches gone on the remote (a
+/// nested one too) and keeps the others; `push -u` records the upstream.
+#[test]
+fn fetch_prune_and_push_set_upstream() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    let tip = remote.refs().head_commit()?.ok_or("tip")?;
+    let nested = muse_store::BranchName::new("feature/x")?;
+    remote
+        .refs()
+        .update(&nested, tip, Expected::Absent, "branch: feature/x")?;
+    let url = format!("file://{}", remote.work_tree().display());
+    ok(base.path(), &["clone", &url, "mine"])?;
+    let mine = base.path().join("mine");
+    let local = open(&mine)?;
+    let shared = muse_store::BranchName::new("shared")?;
+    let main = muse_store::BranchName::new("main")?;
+    assert_eq!(local.refs().remote_tracking("origin", &nested)?, Some(tip));
+
+    remote.refs().delete_branch(&shared)?;
+    remote.refs().delete_branch(&nested)?;
+    let out = ok(&mine, &["fetch"])?;
+    assert!(!out.contains("pruned"), "no prune without --prune: {out}");
+    assert_eq!(local.refs().remote_tracking("origin", &shared)?, Some(tip));
+    let out = ok(&mine, &["fetch", "--prune"])?;
+    assert!(out.contains("origin/shared pruned"), "{out}");
+    assert!(out.contains("origin/feature/x pruned"), "{out}");
+    assert_eq!(local.refs().remote_tracking("origin", &shared)?, None);
+    assert_eq!(local.refs().remote_tracking("origin", &nested)?, None);
+    assert_eq!(local.refs().remote_tracking("origin", &main)?, Some(tip));
+    healthy(&mine, "after fetch --prune")?;
+
+    allow_current_branch_pushes(&remote)?;
+    fs::write(mine.join("b.txt"), "b\n")?;
+    ok(&mine, &["commit", "-m", "b"])?;
+    ok(&mine, &["branch", "topic"])?;
+    let config = || fs::read_to_string(mine.join(".muse/config.toml"));
+    assert!(config()?.contains("branch = \"main\""), "clone set main");
+    let out = ok(&mine, &["push", "-u", "origin", "topic"])?;
+    assert!(out.contains("set up to track origin/topic"), "{out}");
+    let after = config()?;
+    let parsed: toml::Table = toml::from_str(&after)?;
+    assert_eq!(
+        parsed["remotes"]["origin"]["branch"].as_str(),
+        Some("topic"),
+        "{after}"
+    );
+    assert_eq!(
+        parsed["remotes"]["origin"]["url"].as_str(),
+        Some(url.as_str())
+    );
+    Ok(())
+}
+
 #[test]
 fn push_is_compare_and_swap_and_atomic() -> TestResult {
     let base = tempfile::tempdir()?;
