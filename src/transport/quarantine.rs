@@ -53,6 +53,9 @@ impl Quarantine {
         timeout: std::time::Duration,
     ) -> Result<Self> {
         let dir = layout.quarantine_dir(&uuid::Uuid::new_v4());
+        // Through the writer (not as a side effect of the lock file), so
+        // the root is made like every other directory of the repository.
+        writer.create_dir_all(&layout.quarantine_root())?;
         let lock = FileLock::acquire(
             &layout.quarantine_lock(&dir),
             timeout,

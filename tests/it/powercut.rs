@@ -70,6 +70,15 @@ enum Step {
     /// object whose fsync fails, written again; a commit whose batch barrier
     /// fails, committed again.
     Flaky,
+    /// `unpack` of a bundle another repository packed (a new commit on top
+    /// of the last one received: one new object, one this repository has,
+    /// the empty blob), then a CAS of `received` to its tip, as a fetch
+    /// does: quarantine, one write batch, then the ref.
+    Unpack,
+    /// The same, pushed by that repository through `LocalTransport`: the
+    /// receiver's quarantine and batch, then one ref transaction moving
+    /// `received` by compare-and-swap, with a `push` reflog line.
+    Push,
 }
 
 /// The steps whose three-step workloads run exhaustively.
@@ -83,7 +92,7 @@ const CORE_STEPS: [Step; 6] = [
 ];
 
 /// Every step.
-const STEPS: [Step; 13] = [
+const STEPS: [Step; 15] = [
     Step::Object,
     Step::Cas,
     Step::Txn,
@@ -97,7 +106,12 @@ const STEPS: [Step; 13] = [
     Step::Delete,
     Step::Rename,
     Step::Flaky,
+    Step::Unpack,
+    Step::Push,
 ];
+
+/// The branch unpacks and pushes move.
+const RECEIVED: &str = "received";
 
 /// The branch HEAD starts on.
 const WORK: &str = "work";
@@ -299,6 +313,8 @@ struct Run {
     objects: Vec<Tracked>,
     /// The planted unreachable records (kind, id, presence).
     records: Vec<(&'static str, ObjectId, Versions<bool>)>,
+    /// The records unpacks and pushes received (kind, id, presence).
+    received: Vec<(&'static str, ObjectId, Versions<bool>)>,
     /// Every branch and its commit.
     refs: Versions<BTreeMap<String, ObjectId>>,
     head: Versions<Head>,
@@ -471,6 +487,9 @@ struct Driver {
     next_pool: usize,
     pool: Vec<ObjectId>,
     flaky_branches: usize,
+    /// The repository unpacks and pushes receive from (real filesystem),
+    /// made at the first such step.
+    source: Option<(tempfile::TempDir, Repository)>,
 }
 
 impl Driver {
@@ -636,6 +655,7 @@ fn run_workload(steps: &[Step]) -> TestResult<Run> {
             .into_iter()
             .map(|(kind, oid)| (kind, oid, Versions::new(true)))
             .collect(),
+        received: Vec::new(),
         refs: Versions::new(initial_refs),
         head: Versions::new(refs.head()?),
         tree: Versions::new(read_tree(&work)?),
@@ -659,6 +679,7 @@ fn run_workload(steps: &[Step]) -> TestResult<Run> {
         next_pool: 4,
         pool,
         flaky_branches: 0,
+        source: None,
     };
     for (i, step) in steps.iter().enumerate() {
         let n = i as u64 + 1;
@@ -875,6 +896,8 @@ fn run_workload(steps: &[Step]) -> TestResult<Run> {
                 }
             }
             Step::Flaky => flaky_step(&repo, &mut run, &mut driver, n)?,
+            Step::Unpack => receive_step(&repo, &mut run, &mut driver, n, false)?,
+            Step::Push => receive_step(&repo, &mut run, &mut driver, n, true)?,
         }
     }
     Ok(run)
@@ -937,6 +960,113 @@ fn commit_step(
     if !driver.detached {
         run.head_moves.push((commit, window));
     }
+    Ok(())
+}
+
+/// An unpack or a push into `repo` (see [`Step::Unpack`], [`Step::Push`]).
+/// The bundle is made outside the seam (on the source, on the real
+/// filesystem); everything the receiver does is inside it.
+fn receive_step(
+    repo: &Repository,
+    run: &mut Run,
+    driver: &mut Driver,
+    n: u64,
+    push: bool,
+) -> TestResult {
+    let sim = run.sim.clone();
+    if driver.source.is_none() {
+        let dir = tempfile::tempdir()?;
+        let source = Repository::init_with(
+            dir.path().join("source"),
+            Options {
+                durability: Durability::None,
+                ..Options::default()
+            },
+        )?;
+        driver.source = Some((dir, source));
+    }
+    let source = &driver.source.as_ref().ok_or("no source")?.1;
+    let fresh = pattern(OBJECT_SIZES[n as usize % OBJECT_SIZES.len()], 150 + n as u8);
+    let done = source.commit_files(
+        [
+            ("new.bin", fresh.clone()),
+            ("keep.txt", b"kept by both branches\n".to_vec()),
+            ("empty", Vec::new()),
+        ],
+        &NewCommit {
+            message: format!("received {n}"),
+            author: Some("pc".to_owned()),
+            ..NewCommit::default()
+        },
+    )?;
+    let tip = done.commit.commit_id;
+    let snapshot = done.snapshot.snapshot_id;
+    let old = run.refs.current().get(RECEIVED).copied();
+    let expected = old.map_or(Expected::Absent, Expected::Value);
+
+    // What the receiver lacks now must appear whole once acknowledged.
+    let mut new_objects = Vec::new();
+    for (oid, bytes) in [
+        (ObjectId::hash(&fresh), fresh),
+        (ObjectId::hash(b""), Vec::new()),
+    ] {
+        if !repo.objects().contains(&oid) {
+            new_objects.push((oid, bytes));
+        }
+    }
+    let start = sim.ops();
+    let message = if push {
+        let url = repo.work_tree().display().to_string();
+        let transport =
+            muse_store::LocalTransport::open(&url, Path::new("/"), repo.options().clone())?;
+        muse_store::Transport::push(
+            &transport,
+            source,
+            &[muse_store::PushUpdate {
+                branch: branch(RECEIVED),
+                new: tip,
+                expected,
+                force: false,
+            }],
+        )?;
+        "push".to_owned()
+    } else {
+        let mut bundle = Vec::new();
+        let haves: Vec<ObjectId> = old.into_iter().collect();
+        muse_store::pack(source, &[tip], &haves, &mut bundle)?;
+        let got = muse_store::unpack(repo, &mut bundle.as_slice(), Path::new("<bundle>"))?;
+        assert_eq!(got.commits_written, 1, "one new commit crosses");
+        let message = format!("fetch {n}");
+        repo.refs()
+            .update(&branch(RECEIVED), tip, expected, &message)?;
+        message
+    };
+    let window = (start, sim.ops());
+    for (oid, bytes) in new_objects {
+        let mut present = Versions::new(false);
+        present.push(true, window);
+        run.objects.push(Tracked {
+            id: oid,
+            bytes,
+            present,
+            junk: false,
+        });
+    }
+    for (kind, oid) in [("snapshot", snapshot), ("commit", tip)] {
+        let mut present = Versions::new(false);
+        present.push(true, window);
+        run.received.push((kind, oid, present));
+    }
+    let mut next = run.refs.current().clone();
+    next.insert(RECEIVED.to_owned(), tip);
+    run.refs.push(next, window);
+    run.moves.push(Move {
+        branch: RECEIVED.to_owned(),
+        new: tip,
+        message,
+        window,
+        journaled: false,
+    });
     Ok(())
 }
 
@@ -1067,7 +1197,7 @@ fn check_image(run: &Run, k: usize, work: &Path) -> Result<(), String> {
         }
     }
     let records = repo.records();
-    for (kind, oid, present) in &run.records {
+    for (kind, oid, present) in run.records.iter().chain(&run.received) {
         let allowed = present.allowed(k);
         let found = if *kind == "commit" {
             records.contains_commit(oid)
