@@ -95,15 +95,44 @@ pub fn pack(
     out: &mut dyn Write,
 ) -> Result<PackCounts> {
     let commits = commits_to_send(repo, wants, haves)?;
-    pack_commits(repo, &commits, None, out)
+    // Every object of the sent snapshots travels, as the reference's
+    // pack-objects sends them (its bundles are the format's vectors).
+    pack_commits(repo, &commits, None, &HashSet::new(), out)
+}
+
+/// The objects a receiver that has `haves` holds for sure: those of the
+/// snapshots of the haves this repository knows (the tips only, not their
+/// history: what a change since a tip leaves unchanged). A have whose
+/// records cannot be read here covers nothing, so more is sent, never less.
+/// The receiver still checks that every object its snapshots name is in the
+/// bundle or in its store, so a wrong guess fails the unpack, naming the
+/// object; it never publishes a snapshot with a missing object.
+pub(crate) fn objects_covered_by(repo: &Repository, haves: &[ObjectId]) -> HashSet<ObjectId> {
+    let records = repo.records();
+    let mut covered = HashSet::new();
+    let mut snapshots = HashSet::new();
+    for have in haves {
+        let Ok(commit) = records.read_commit(have) else {
+            continue;
+        };
+        if !snapshots.insert(commit.snapshot_id) {
+            continue;
+        }
+        if let Ok(snapshot) = records.read_snapshot(&commit.snapshot_id) {
+            covered.extend(snapshot.manifest.values().copied());
+        }
+    }
+    covered
 }
 
 /// Writes the bundle of exactly `commits` (in this order) with their
-/// snapshots and every object those name; `branch_heads` last when given.
+/// snapshots and every object those name but the ones in `skip` (which the
+/// receiver has); `branch_heads` last when given.
 pub(crate) fn pack_commits(
     repo: &Repository,
     commits: &[CommitRecord],
     branch_heads: Option<&[(String, ObjectId)]>,
+    skip: &HashSet<ObjectId>,
     out: &mut dyn Write,
 ) -> Result<PackCounts> {
     let records = repo.records();
@@ -127,7 +156,13 @@ pub(crate) fn pack_commits(
     let mut object_ids = BTreeSet::new();
     for id in &snapshot_ids {
         let (snapshot, raw) = records.read_snapshot_raw(id)?;
-        object_ids.extend(snapshot.manifest.values().copied());
+        object_ids.extend(
+            snapshot
+                .manifest
+                .values()
+                .filter(|id| !skip.contains(id))
+                .copied(),
+        );
         w(msgpack::write_json(out, &raw))?;
         counts.snapshots += 1;
     }
