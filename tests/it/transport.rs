@@ -1242,7 +1242,12 @@ fn fetch_and_push_send_only_what_the_receiver_lacks() -> TestResult {
     assert!(err.to_string().contains(&unchanged.to_hex()), "{err}");
     assert_eq!(remote.refs().branch(&main)?, Some(tip), "nothing moved");
     fs::write(&stored, saved)?;
-    muse_store::push(&local, "origin", &[main], &Default::default())?;
+    muse_store::push(
+        &local,
+        "origin",
+        &[main],
+        &muse_store::PushOptions::default(),
+    )?;
     healthy(remote.work_tree(), "after push")?;
     Ok(())
 }
