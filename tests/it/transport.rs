@@ -1236,7 +1236,7 @@ fn fetch_and_push_send_only_what_the_receiver_lacks() -> TestResult {
         &local,
         "origin",
         std::slice::from_ref(&main),
-        &Default::default(),
+        &muse_store::PushOptions::default(),
     )
     .expect_err("the remote lacks an object the push assumed it has");
     assert!(err.to_string().contains(&unchanged.to_hex()), "{err}");
