@@ -163,6 +163,15 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 
 /// Lists a directory; `None` when it is absent (or replaced by a file).
 fn read_dir_optional(dir: &Path) -> Result<Option<fs::ReadDir>> {
+    // A directory of `.muse/` is never listed through a symlink: a received
+    // repository could point `quarantine/` or `remotes/` anywhere, and
+    // recovery and prune remove what they list.
+    if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::corrupt(
+            dir,
+            "this directory of the repository is a symlink, which is never followed (replace it with a directory)",
+        ));
+    }
     match fs::read_dir(dir) {
         Ok(entries) => Ok(Some(entries)),
         Err(e)

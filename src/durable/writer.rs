@@ -583,12 +583,27 @@ impl DurableWriter {
 /// prefix (up to and including the last newline). Reads only the tail.
 pub fn torn_tail_start(path: &Path) -> io::Result<Option<u64>> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = match std::fs::File::open(path) {
+    // Never followed, never blocked on: a symlink or FIFO planted where a
+    // log belongs is refused, not appended through or waited on.
+    let mut file = match crate::sys::open_nofollow(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if crate::sys::is_symlink_refusal(&e) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an append-only log must be a regular file, and this is a symlink",
+            ));
+        }
         Err(e) => return Err(e),
     };
-    let len = file.metadata()?.len();
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "an append-only log must be a regular file",
+        ));
+    }
+    let len = meta.len();
     if len == 0 {
         return Ok(None);
     }

@@ -65,8 +65,18 @@ impl RefStore {
     /// longer has: `fetch --prune`), durably; absent is fine.
     pub fn delete_remote_tracking(&self, remote: &str, branch: &BranchName) -> Result<()> {
         check_component("remote name", remote)?;
-        self.writer
-            .remove_file(&self.layout.remote_ref(remote, branch))?;
+        let path = self.layout.remote_ref(remote, branch);
+        self.writer.remove_file(&path)?;
+        // A nested pointer's emptied directories go too, or a later branch
+        // named like one of them could never get its pointer.
+        let top = self.layout.remotes_dir().join(remote);
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(&top) && *d != top) {
+            if self.writer.vfs().remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
         Ok(())
     }
 

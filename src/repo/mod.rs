@@ -209,6 +209,17 @@ impl Repository {
     ) -> Result<Self> {
         if let Some(info) = identity {
             crate::name::check_component("repository id", &info.repo_id)?;
+            // Both are printed in messages: no terminal escapes from a remote.
+            for (what, text) in [("repository id", &info.repo_id), ("domain", &info.domain)] {
+                if text.chars().any(char::is_control) {
+                    return Err(crate::error::InvalidName::new(
+                        what,
+                        text,
+                        "it contains a control character",
+                    )
+                    .into());
+                }
+            }
         }
         let work_tree = absolute(work_tree)?;
         let writer = DurableWriter::new(options.vfs.clone(), options.durability);

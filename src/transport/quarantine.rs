@@ -55,7 +55,14 @@ impl Quarantine {
         let dir = layout.quarantine_dir(&uuid::Uuid::new_v4());
         // Through the writer (not as a side effect of the lock file), so
         // the root is made like every other directory of the repository.
-        writer.create_dir_all(&layout.quarantine_root())?;
+        let root = layout.quarantine_root();
+        writer.create_dir_all(&root)?;
+        if !std::fs::symlink_metadata(&root).is_ok_and(|m| m.file_type().is_dir()) {
+            return Err(Error::corrupt(
+                &root,
+                "the quarantine must be a directory of the repository, and this is not one (a symlink is never followed)",
+            ));
+        }
         let lock = FileLock::acquire(
             &layout.quarantine_lock(&dir),
             timeout,

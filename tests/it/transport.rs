@@ -1111,7 +1111,7 @@ fn clone_keeps_the_remotes_identity_and_refuses_a_hostile_one() -> TestResult {
     assert_eq!(cloned.info()?.repo_id, remote.info()?.repo_id);
     assert_eq!(cloned.info()?.domain, "midi");
 
-    for hostile in ["../../escape", "", "a/b"] {
+    for hostile in ["../../escape", "", "a/b", "\u{1b}]0;pwned\u{7}"] {
         info["repo_id"] = Value::from(hostile);
         fs::write(&json, serde_json::to_vec_pretty(&info)?)?;
         let (code, out) = cli(base.path(), &["clone", &url, "bad"])?;
@@ -1249,6 +1249,104 @@ fn fetch_and_push_send_only_what_the_receiver_lacks() -> TestResult {
         &muse_store::PushOptions::default(),
     )?;
     healthy(remote.work_tree(), "after push")?;
+    Ok(())
+}
+
+/// The attack review of 2026-12-04: `.muse/quarantine` or `.muse/remotes`
+/// made a symlink to a directory outside made recovery and `fetch --prune`
+/// delete the files there; a pruned nested pointer left a directory that
+/// blocked a later branch's pointer; a FIFO at a reflog hung `commit`.
+#[test]
+fn symlinked_repository_directories_are_never_followed_to_delete() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    let tip = remote.refs().head_commit()?.ok_or("tip")?;
+    let nested = muse_store::BranchName::new("feature/x")?;
+    remote
+        .refs()
+        .update(&nested, tip, Expected::Absent, "branch: feature/x")?;
+    let url = format!("file://{}", remote.work_tree().display());
+    ok(base.path(), &["clone", &url, "mine"])?;
+    let mine = base.path().join("mine");
+    let outside = base.path().join("outside");
+    fs::create_dir_all(outside.join("sub"))?;
+    fs::write(outside.join("sub/precious"), "keep me\n")?;
+    fs::write(outside.join("victim"), "keep me too\n")?;
+    let intact = |what: &str| -> TestResult {
+        assert_eq!(
+            fs::read(outside.join("sub/precious"))?,
+            b"keep me\n",
+            "{what}"
+        );
+        assert_eq!(
+            fs::read(outside.join("victim"))?,
+            b"keep me too\n",
+            "{what}"
+        );
+        Ok(())
+    };
+
+    // A symlinked quarantine root: recovery refuses it instead of removing
+    // what it points at.
+    let quarantine = mine.join(".muse/quarantine");
+    if quarantine.exists() {
+        fs::remove_dir_all(&quarantine)?;
+    }
+    std::os::unix::fs::symlink(&outside, &quarantine)?;
+    let (code, out) = cli(&mine, &["status"])?;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("symlink"), "{out}");
+    intact("after status over a symlinked quarantine")?;
+    fs::remove_file(mine.join(".muse/quarantine"))?;
+
+    // A symlinked remotes/: prune refuses it.
+    remote.refs().delete_branch(&nested)?;
+    let remotes = mine.join(".muse/remotes");
+    let real = base.path().join("real-remotes");
+    fs::rename(&remotes, &real)?;
+    fs::create_dir_all(outside.join("origin"))?;
+    fs::write(outside.join("origin/victim"), "x")?;
+    std::os::unix::fs::symlink(&outside, &remotes)?;
+    let (code, out) = cli(&mine, &["fetch", "--prune"])?;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("symlink"), "{out}");
+    assert!(
+        outside.join("origin/victim").exists(),
+        "prune followed the symlink"
+    );
+    intact("after fetch --prune over a symlinked remotes/")?;
+    fs::remove_file(&remotes)?;
+    fs::rename(&real, &remotes)?;
+
+    // A pruned nested pointer takes its emptied directory with it, so a
+    // branch named like that directory gets its pointer.
+    let out = ok(&mine, &["fetch", "--prune"])?;
+    assert!(out.contains("origin/feature/x pruned"), "{out}");
+    assert!(
+        !remotes.join("origin/feature").exists(),
+        "emptied directory left"
+    );
+    remote.refs().update(
+        &muse_store::BranchName::new("feature")?,
+        tip,
+        Expected::Absent,
+        "branch: feature",
+    )?;
+    ok(&mine, &["fetch"])?;
+
+    // A FIFO where HEAD's reflog belongs: the commit fails, it does not hang.
+    fs::remove_file(mine.join(".muse/logs/HEAD"))?;
+    let fifo = std::ffi::CString::new(
+        mine.join(".muse/logs/HEAD")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )?;
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    fs::write(mine.join("c.txt"), "c\n")?;
+    let (code, out) = cli(&mine, &["commit", "-m", "c"])?;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("regular file"), "{out}");
     Ok(())
 }
 
