@@ -316,6 +316,36 @@ impl ObjectStore {
         self.write_from_file(&mut file, len, source)
     }
 
+    /// Publishes the file at `source`, whose `len` bytes this process hashed
+    /// to `id` as it wrote them (a quarantine file of a received bundle).
+    /// Under a batch writer on the same filesystem the file itself is
+    /// renamed into the store by the batch (no copy, no second read);
+    /// otherwise it is copied and hashed again like
+    /// [`ObjectStore::write_from_path`]. Returns whether a new object was
+    /// stored.
+    pub(crate) fn adopt_received(&self, id: &ObjectId, source: &Path, len: u64) -> Result<bool> {
+        let target = self.path(id);
+        if !self.writer.adoptable(source, &target)? {
+            let (stored, written) = self.write_from_path(source)?;
+            if stored != *id {
+                return Err(Error::SourceChanged {
+                    path: source.to_path_buf(),
+                });
+            }
+            return Ok(written);
+        }
+        if !self.needs_write(id, len)? {
+            self.writer.confirm_durable(&target)?;
+            self.writer.freshen(&target);
+            return Ok(false);
+        }
+        if !self.writer.claim(&target) {
+            return Ok(false);
+        }
+        self.writer.adopt(source, &target)?;
+        Ok(true)
+    }
+
     /// Stores the contents of the open regular file `file` (about `len`
     /// bytes; `source` names it in errors), reading only through this
     /// descriptor: a path swapped for a symlink after it was opened is never

@@ -248,6 +248,38 @@ impl DurableWriter {
         }
     }
 
+    /// Whether [`DurableWriter::adopt`] can publish the file at `source` as
+    /// `target`: only under a batch, and only when both directories are on
+    /// one filesystem (a rename cannot cross filesystems).
+    pub(crate) fn adoptable(&self, source: &Path, target: &Path) -> Result<bool, WriteError> {
+        if self.batch.is_none() {
+            return Ok(false);
+        }
+        let dir = parent_of(target)?;
+        self.create_dir_all(dir)?;
+        let here = self.vfs.filesystem_id(dir);
+        let there = self.vfs.filesystem_id(parent_of(source)?);
+        Ok(matches!((here, there), (Ok(a), Ok(b)) if a == b))
+    }
+
+    /// Hands the complete file `source` to this writer's batch as the temp
+    /// file of `target`: the batch's first barrier makes its data durable
+    /// and it is renamed into place with the batch's other files, so it is
+    /// published without a copy. For files this process wrote itself inside
+    /// the repository (a quarantine's), after [`DurableWriter::adoptable`]
+    /// said yes; dropping the batch uncommitted removes `source`.
+    pub(crate) fn adopt(&self, source: &Path, target: &Path) -> Result<(), WriteError> {
+        let Some(batch) = &self.batch else {
+            return Err(WriteError::failed(
+                target,
+                WriteStep::Rename,
+                io::Error::other("adopting a file needs a write batch"),
+            ));
+        };
+        lock_ignoring_poison(&batch.files).push((source.to_path_buf(), target.to_path_buf()));
+        Ok(())
+    }
+
     /// Creates the temp file for `target` (and any missing parent directory),
     /// ready for [`Staged::write`] and [`Staged::commit`]. Dropping the result
     /// without committing removes the temp file.

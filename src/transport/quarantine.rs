@@ -95,9 +95,9 @@ impl Quarantine {
         self.path(&format!("s-{id}.json"))
     }
 
-    fn create_file(&self, path: &Path) -> Result<Box<dyn VfsFile>> {
+    fn create_file(&self, path: &Path, mode: u32) -> Result<Box<dyn VfsFile>> {
         self.vfs
-            .create_new(path, 0o644)
+            .create_new(path, mode)
             .map_err(|e| Error::io("create a quarantine file", path, e))
     }
 
@@ -108,7 +108,7 @@ impl Quarantine {
             }
             _ => {}
         }
-        let mut file = self.create_file(path)?;
+        let mut file = self.create_file(path, 0o644)?;
         file.write_all(bytes)
             .map_err(|e| Error::io("write a quarantine file", path, e))
     }
@@ -201,7 +201,8 @@ struct Receiver<'a> {
     incoming: Option<(PathBuf, Box<dyn VfsFile>)>,
     commits: Vec<ObjectId>,
     snapshots: Vec<ObjectId>,
-    objects: Vec<ObjectId>,
+    /// Each object received once, with its length.
+    objects: Vec<(ObjectId, u64)>,
     commit_set: HashSet<ObjectId>,
     snapshot_set: HashSet<ObjectId>,
     object_set: HashSet<ObjectId>,
@@ -271,7 +272,9 @@ impl Sink for Receiver<'_> {
     fn object_begin(&mut self, index: usize) -> Result<()> {
         let q = self.quarantine()?;
         let path = q.path(&format!("incoming-{index}"));
-        let file = q.create_file(&path)?;
+        // An object's mode from the start: publishing renames this file
+        // into the store as it is.
+        let file = q.create_file(&path, crate::durable::TempKind::Object.mode())?;
         self.incoming = Some((path, file));
         Ok(())
     }
@@ -310,7 +313,7 @@ impl Sink for Receiver<'_> {
             .rename(&incoming, &target)
             .map_err(|e| Error::io("move a quarantine file", &target, e))?;
         if self.object_set.insert(id) {
-            self.objects.push(id);
+            self.objects.push((id, len));
             self.bytes += len;
         }
         Ok(())
@@ -381,13 +384,10 @@ impl Receiver<'_> {
             branch_heads: self.branch_heads.clone(),
             ..Unpacked::default()
         };
-        for id in &self.objects {
-            let path = q.object_path(id);
-            let (stored_id, written) = objects.write_from_path(&path)?;
-            if stored_id != *id {
-                return Err(Error::SourceChanged { path });
-            }
-            if written {
+        for (id, len) in &self.objects {
+            // Hashed as it was received into this file; renamed into the
+            // store by the batch (copied when it cannot be).
+            if objects.adopt_received(id, &q.object_path(id), *len)? {
                 out.objects_written += 1;
             } else {
                 out.objects_skipped += 1;
