@@ -137,8 +137,8 @@ pub use state::{
 pub use store::{ObjectIter, ObjectStore, STREAM_BUFFER, VerifiedReader, hash_file};
 pub use transport::{
     FetchOptions, Fetched, LocalTransport, PackCounts, PushOptions, PushUpdate, RECORD_LIMIT,
-    Transport, Unpacked, VerifyReport, clone, commits_to_send, fetch, fetch_from, fetch_with,
-    open_configured, pack, push, remote_path, unpack, verify,
+    Transport, Unpacked, VerifyReport, clone, clone_with, commits_to_send, fetch, fetch_from,
+    fetch_with, open_configured, pack, push, remote_path, unpack, verify,
 };
 pub use worktree::{
     AttributeRule, Attributes, BUILTIN_PATTERNS, BUILTIN_SKIPPED_DIRS, Exclusions, IgnoreMatch,

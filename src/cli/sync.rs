@@ -39,15 +39,19 @@ pub(super) fn clone(ctx: &Context, args: &CloneArgs, out: &mut dyn Write) -> Cmd
     } else {
         source.display().to_string()
     };
-    let repo = muse_store::clone(&url, &dir, &ctx.options)?;
-    if let Head::Branch(branch) = repo.refs().head()?
-        && let Some(tip) = repo.refs().branch(&branch)?
-    {
-        // A fresh clone has nothing of its own in the working tree: the
-        // checkout may write every file.
-        super::with_progress(|p| muse_store::checkout(&repo, &Head::Detached(tip), true, p))?;
-        super::with_progress(|p| muse_store::checkout(&repo, &Head::Branch(branch), true, p))?;
-    }
+    // The checkout runs before the clone appears at `dir`: a killed clone
+    // leaves no half-written tree there.
+    muse_store::clone_with(&url, &dir, &ctx.options, |repo| {
+        if let Head::Branch(branch) = repo.refs().head()?
+            && let Some(tip) = repo.refs().branch(&branch)?
+        {
+            // A fresh clone has nothing of its own in the working tree: the
+            // checkout may write every file.
+            super::with_progress(|p| muse_store::checkout(repo, &Head::Detached(tip), true, p))?;
+            super::with_progress(|p| muse_store::checkout(repo, &Head::Branch(branch), true, p))?;
+        }
+        Ok(())
+    })?;
     emit(out, format_args!("Cloned into '{}'\n", dir.display()))
 }
 

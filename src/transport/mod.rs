@@ -13,6 +13,6 @@ mod remote;
 pub use bundle::{PackCounts, RECORD_LIMIT, VerifyReport, commits_to_send, pack, verify};
 pub use quarantine::{Unpacked, unpack};
 pub use remote::{
-    FetchOptions, Fetched, LocalTransport, PushOptions, PushUpdate, Transport, clone, fetch,
-    fetch_from, fetch_with, open_configured, push, remote_path,
+    FetchOptions, Fetched, LocalTransport, PushOptions, PushUpdate, Transport, clone, clone_with,
+    fetch, fetch_from, fetch_with, open_configured, push, remote_path,
 };

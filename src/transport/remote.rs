@@ -209,8 +209,20 @@ impl Transport for LocalTransport {
                 ));
             }
         }
-        let mut tx = remote.refs().transaction("push");
+        // A branch that already holds what is pushed is done: the retry of a
+        // push that moved it but died before its tracking pointer did must
+        // not be refused for finding its own update there.
+        let mut pending = Vec::new();
         for update in updates {
+            if remote.refs().branch(&update.branch)? != Some(update.new) {
+                pending.push(update);
+            }
+        }
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = remote.refs().transaction("push");
+        for update in pending {
             tx.update(update.branch.clone(), update.new, update.expected);
         }
         tx.commit().map_err(|e| match e {
@@ -353,6 +365,7 @@ pub fn fetch_from(
         let old = repo.refs().remote_tracking(name, &branch)?;
         if old != Some(tip) {
             repo.refs().set_remote_tracking(name, &branch, tip)?;
+            crate::failpoint::crash_point("fetch-pointer-moved");
         }
         out.branches.push((branch, tip, old));
     }
@@ -419,9 +432,11 @@ pub fn push(
         });
     }
     let moved = transport.push(repo, &updates)?;
+    crate::failpoint::crash_point("push-remote-moved");
     for update in &updates {
         repo.refs()
             .set_remote_tracking(name, &update.branch, update.new)?;
+        crate::failpoint::crash_point("push-pointer-moved");
     }
     Ok(moved)
 }
@@ -429,9 +444,26 @@ pub fn push(
 /// Clones the repository `url` names into `dir` (which must not exist or
 /// be empty): every branch, remote `origin` with its tracking pointers,
 /// HEAD on the remote's default branch. The working tree is the caller's to
-/// check out. Built in a temp directory beside `dir` and renamed into place
-/// last, so a failed or killed clone leaves no half repository at `dir`.
+/// check out (see [`clone_with`] to do it before the clone appears).
 pub fn clone(url: &str, dir: &Path, options: &Options) -> Result<Repository> {
+    clone_with(url, dir, options, |_| Ok(()))
+}
+
+/// Prefix of the directory a clone is built in, beside its destination.
+const CLONE_TEMP_PREFIX: &str = ".muse-tmp-clone-";
+
+/// [`clone`], running `prepare` (a checkout, say) on the new repository
+/// before it appears at `dir`. Everything is built in a temp directory
+/// beside `dir`, locked while its clone runs, and renamed into place last:
+/// a failed or killed clone leaves nothing at `dir`, and the temp directory
+/// of a killed one (its lock free) is removed by the next clone into the
+/// same place.
+pub fn clone_with(
+    url: &str,
+    dir: &Path,
+    options: &Options,
+    prepare: impl FnOnce(&Repository) -> Result<()>,
+) -> Result<Repository> {
     let base =
         std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
     let source = LocalTransport::open(url, &base, options.clone())?;
@@ -448,10 +480,19 @@ pub fn clone(url: &str, dir: &Path, options: &Options) -> Result<Repository> {
     }
     let parent = dir.parent().unwrap_or(Path::new("/"));
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
-    let temp = parent.join(format!(
-        ".muse-tmp-clone-{name}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let stem = format!("{CLONE_TEMP_PREFIX}{name}-");
+    remove_dead_clone_temps(parent, &stem);
+    let suffix = uuid::Uuid::new_v4().simple();
+    let temp = parent.join(format!("{stem}{suffix}"));
+    let writer = repo_writer(options);
+    // The lock lives on the directory itself (its inode), so it moves with
+    // each rename and nothing is left behind to remove. The directory is
+    // locked under a name no remover looks at, then renamed to `stem*`: a
+    // remover never sees it unlocked.
+    let unlocked = parent.join(format!(".muse-tmp-cloning-{suffix}"));
+    writer.create_dir_all(&unlocked)?;
+    let live = lock_clone_temp(&unlocked)?;
+    writer.rename_file(&unlocked, &temp)?;
     let built = (|| {
         let identity = source.repository().info()?;
         let repo = Repository::init_as(&temp, options.clone(), Some(identity))?;
@@ -470,6 +511,7 @@ pub fn clone(url: &str, dir: &Path, options: &Options) -> Result<Repository> {
         )?;
         let repo = Repository::open_with(&temp, options.clone())?;
         let fetched = fetch_from(&repo, &source, "origin", &[])?;
+        crate::failpoint::crash_point("clone-fetched");
         let mut tx = repo.refs().transaction("clone");
         for (branch, tip, _) in &fetched.branches {
             tx.update(branch.clone(), *tip, Expected::Absent);
@@ -479,6 +521,8 @@ pub fn clone(url: &str, dir: &Path, options: &Options) -> Result<Repository> {
             repo.refs()
                 .set_head(&Head::Branch(default.clone()), "clone")?;
         }
+        prepare(&repo)?;
+        crate::failpoint::crash_point("clone-prepared");
         Ok::<_, Error>(())
     })();
     if let Err(e) = built {
@@ -486,10 +530,46 @@ pub fn clone(url: &str, dir: &Path, options: &Options) -> Result<Repository> {
         return Err(e);
     }
     if dir.exists() {
-        repo_writer(options).remove_dir(&dir)?;
+        writer.remove_dir(&dir)?;
     }
-    repo_writer(options).rename_file(&temp, &dir)?;
+    writer.rename_file(&temp, &dir)?;
+    drop(live);
     Repository::open_with(&dir, options.clone())
+}
+
+/// Locks the clone directory `temp` for as long as the returned handle
+/// lives.
+fn lock_clone_temp(temp: &Path) -> Result<std::fs::File> {
+    let handle = crate::sys::open_nofollow(temp)
+        .map_err(|e| Error::io("open the clone directory", temp, e))?;
+    handle
+        .try_lock()
+        .map_err(|e| Error::io("lock the clone directory", temp, std::io::Error::other(e)))?;
+    Ok(handle)
+}
+
+/// Removes the directories in `parent` named `stem*` that a killed clone
+/// left: real directories (never through a symlink) whose lock nobody
+/// holds. Best effort: what cannot be removed now is tried again next time.
+fn remove_dead_clone_temps(parent: &Path, stem: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let named = entry.file_name();
+        if !named.to_str().is_some_and(|n| n.starts_with(stem))
+            || !entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(handle) = crate::sys::open_nofollow(&path) else {
+            continue;
+        };
+        if handle.metadata().is_ok_and(|m| m.is_dir()) && handle.try_lock().is_ok() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
 }
 
 fn repo_writer(options: &Options) -> crate::durable::DurableWriter {
