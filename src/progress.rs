@@ -1,4 +1,5 @@
-//! Progress reporting for long operations (fsck, commit, checkout).
+//! Progress reporting for long operations (fsck, commit, checkout, clone,
+//! fetch, push).
 //!
 //! The library reports through this trait and draws nothing itself; the CLI
 //! shows a bar on a terminal and nothing otherwise.
@@ -12,6 +13,11 @@ pub trait Progress: Sync {
     }
     /// `n` more units are done.
     fn advance(&self, n: u64) {
+        let _ = n;
+    }
+    /// `n` more bytes were moved in the current phase (transport: the
+    /// units are objects, and the bytes are shown beside them).
+    fn advance_bytes(&self, n: u64) {
         let _ = n;
     }
     /// Everything is done.

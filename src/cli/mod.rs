@@ -561,20 +561,38 @@ fn parse_id_as(text: &str, what: &str) -> Result<muse_store::ObjectId, String> {
         .map_err(|_| format!("Invalid {what}: {}", invalid_id(text)))
 }
 
-/// A progress bar on stderr, shown only when stderr is a terminal.
-pub(super) struct Bar(indicatif::ProgressBar);
+/// A progress bar on stderr, shown only when stderr is a terminal: the
+/// phase, a bar of its units, and the bytes moved when the phase moves any.
+pub(super) struct Bar {
+    shown: indicatif::ProgressBar,
+    phase: std::sync::Mutex<&'static str>,
+    bytes: std::sync::atomic::AtomicU64,
+}
 
 impl muse_store::Progress for Bar {
     fn start(&self, phase: &'static str, total: u64) {
-        self.0.set_message(phase);
-        self.0.set_position(0);
-        self.0.set_length(total);
+        if let Ok(mut current) = self.phase.lock() {
+            *current = phase;
+        }
+        self.bytes.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.shown.set_message(phase);
+        self.shown.set_position(0);
+        self.shown.set_length(total);
     }
     fn advance(&self, n: u64) {
-        self.0.inc(n);
+        self.shown.inc(n);
+    }
+    fn advance_bytes(&self, n: u64) {
+        let total = self
+            .bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed)
+            + n;
+        let phase = self.phase.lock().map_or("", |p| *p);
+        self.shown
+            .set_message(format!("{phase}, {}", indicatif::HumanBytes(total)));
     }
     fn finish(&self) {
-        self.0.finish_and_clear();
+        self.shown.finish_and_clear();
     }
 }
 
@@ -584,11 +602,15 @@ fn progress_bar() -> Option<Bar> {
     }
     let bar = indicatif::ProgressBar::new(0);
     if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{msg:>26} [{bar:40}] {pos}/{len} ({eta})")
+        indicatif::ProgressStyle::with_template("{msg:>30} [{bar:30}] {pos}/{len} ({eta})")
     {
         bar.set_style(style.progress_chars("=> "));
     }
-    Some(Bar(bar))
+    Some(Bar {
+        shown: bar,
+        phase: std::sync::Mutex::new(""),
+        bytes: std::sync::atomic::AtomicU64::new(0),
+    })
 }
 
 /// Runs `f` with a progress bar on a terminal, and with none otherwise.

@@ -41,17 +41,24 @@ pub(super) fn clone(ctx: &Context, args: &CloneArgs, out: &mut dyn Write) -> Cmd
     };
     // The checkout runs before the clone appears at `dir`: a killed clone
     // leaves no half-written tree there.
-    muse_store::clone_with(&url, &dir, &ctx.options, |repo| {
-        if let Head::Branch(branch) = repo.refs().head()?
-            && let Some(tip) = repo.refs().branch(&branch)?
-        {
-            // A fresh clone has nothing of its own in the working tree: the
-            // checkout may write every file.
-            super::with_progress(|p| muse_store::checkout(repo, &Head::Detached(tip), true, p))?;
-            super::with_progress(|p| muse_store::checkout(repo, &Head::Branch(branch), true, p))?;
-        }
-        Ok(())
-    })?;
+    let received = |progress: &dyn muse_store::Progress| {
+        muse_store::clone_with(&url, &dir, &ctx.options, progress, |repo| {
+            if let Head::Branch(branch) = repo.refs().head()?
+                && let Some(tip) = repo.refs().branch(&branch)?
+            {
+                // A fresh clone has nothing of its own in the working tree: the
+                // checkout may write every file.
+                super::with_progress(|p| {
+                    muse_store::checkout(repo, &Head::Detached(tip), true, p)
+                })?;
+                super::with_progress(|p| {
+                    muse_store::checkout(repo, &Head::Branch(branch), true, p)
+                })?;
+            }
+            Ok(())
+        })
+    };
+    super::with_progress(received)?;
     emit(out, format_args!("Cloned into '{}'\n", dir.display()))
 }
 
@@ -82,7 +89,9 @@ pub(super) fn fetch(ctx: &Context, args: &FetchArgs, out: &mut dyn Write) -> Cmd
     let mut names = args.branches.clone();
     names.extend(args.branch.iter().cloned());
     let options = muse_store::FetchOptions { prune: args.prune };
-    let fetched = muse_store::fetch_with(&repo, remote, &branch_names(&names)?, &options)?;
+    let branches = branch_names(&names)?;
+    let fetched =
+        super::with_progress(|p| muse_store::fetch_with(&repo, remote, &branches, &options, p))?;
     for branch in &fetched.pruned {
         emit(
             out,
@@ -207,7 +216,7 @@ pub(super) fn push(ctx: &Context, args: &PushArgs, out: &mut dyn Write) -> CmdRe
             ObjectId::from_hex(id).map_err(Error::from)?,
         ));
     }
-    let moved = muse_store::push(&repo, remote, &branches, &options)?;
+    let moved = super::with_progress(|p| muse_store::push(&repo, remote, &branches, &options, p))?;
     if args.set_upstream
         && let Some(first) = branches.first()
     {

@@ -211,6 +211,10 @@ pub(crate) trait Sink {
     fn commit(&mut self, index: usize, value: Value) -> Result<()>;
     /// Snapshot entry `index`, decoded as JSON.
     fn snapshot(&mut self, index: usize, value: Value) -> Result<()>;
+    /// The bundle declares `count` object entries (before the first).
+    fn objects_expected(&mut self, count: u64) {
+        let _ = count;
+    }
     /// The content of object entry `index` begins.
     fn object_begin(&mut self, index: usize) -> Result<()>;
     /// The next chunk of the current object's content.
@@ -283,6 +287,7 @@ pub(crate) fn decode(input: &mut dyn Read, name: &Path, sink: &mut dyn Sink) -> 
             }
             "objects" => {
                 let len = d.array("objects").map_err(|e| decode_error(e, name))?;
+                sink.objects_expected(u64::from(len));
                 for _ in 0..len {
                     object_entry(&mut d, objects, name, sink)?;
                     objects += 1;

@@ -30,6 +30,7 @@ use crate::durable::{DurableWriter, FileLock, Vfs, VfsFile};
 use crate::error::{BundleProblem, Error, Result};
 use crate::id::ObjectId;
 use crate::layout::Layout;
+use crate::progress::Progress;
 use crate::record::{CommitRecord, SnapshotRecord};
 use crate::repo::Repository;
 
@@ -156,7 +157,7 @@ pub struct Unpacked {
 pub fn unpack(repo: &Repository, input: &mut dyn Read, name: &Path) -> Result<Unpacked> {
     // gc must not sweep what is published here before a ref names it.
     let _guard = repo.write_guard()?;
-    unpack_guarded(repo, input, name)
+    unpack_guarded(repo, input, name, &crate::progress::NoProgress)
 }
 
 /// [`unpack`] for a caller that holds the write guard already.
@@ -164,9 +165,11 @@ pub(crate) fn unpack_guarded(
     repo: &Repository,
     input: &mut dyn Read,
     name: &Path,
+    progress: &dyn Progress,
 ) -> Result<Unpacked> {
     let mut sink = Receiver {
         repo,
+        progress,
         q: None,
         incoming: None,
         commits: Vec::new(),
@@ -188,12 +191,15 @@ pub(crate) fn unpack_guarded(
     let out = sink.publish()?;
     // Dropping the sink removes the quarantine.
     drop(sink);
+    progress.finish();
     Ok(out)
 }
 
 /// The [`Sink`] that fills a quarantine.
 struct Receiver<'a> {
     repo: &'a Repository,
+    /// Told each object and its bytes as they arrive.
+    progress: &'a dyn Progress,
     /// Created when the first entry needs a file: a bundle refused before
     /// that touches nothing.
     q: Option<Quarantine>,
@@ -269,6 +275,10 @@ impl Sink for Receiver<'_> {
         Ok(())
     }
 
+    fn objects_expected(&mut self, count: u64) {
+        self.progress.start("receiving objects", count);
+    }
+
     fn object_begin(&mut self, index: usize) -> Result<()> {
         let q = self.quarantine()?;
         let path = q.path(&format!("incoming-{index}"));
@@ -283,6 +293,7 @@ impl Sink for Receiver<'_> {
         if let Some((path, file)) = &mut self.incoming {
             file.write_all(bytes)
                 .map_err(|e| Error::io("write a quarantine file", &*path, e))?;
+            self.progress.advance_bytes(bytes.len() as u64);
         }
         Ok(())
     }
@@ -316,6 +327,7 @@ impl Sink for Receiver<'_> {
             self.objects.push((id, len));
             self.bytes += len;
         }
+        self.progress.advance(1);
         Ok(())
     }
 

@@ -27,6 +27,7 @@ use super::quarantine::{Unpacked, unpack_guarded};
 use crate::error::{Error, Expected, PushRefusal, Result};
 use crate::id::ObjectId;
 use crate::name::BranchName;
+use crate::progress::{NoProgress, Progress};
 use crate::refs::{Head, RefChange};
 use crate::repo::{Options, Repository};
 
@@ -39,11 +40,24 @@ pub trait Transport {
     /// The branch the remote's HEAD is on (its default branch).
     fn default_branch(&self) -> Result<Option<BranchName>>;
     /// Sends `wants` and what they need, less what `haves` already cover,
-    /// into `into` (through its quarantine). Moves no ref.
-    fn fetch(&self, into: &Repository, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Unpacked>;
-    /// Sends what `updates` need from `from` and moves the remote's
-    /// branches, all or none (see the module docs).
-    fn push(&self, from: &Repository, updates: &[PushUpdate]) -> Result<Vec<RefChange>>;
+    /// into `into` (through its quarantine), telling `progress` each object
+    /// and its bytes as they arrive. Moves no ref.
+    fn fetch(
+        &self,
+        into: &Repository,
+        wants: &[ObjectId],
+        haves: &[ObjectId],
+        progress: &dyn Progress,
+    ) -> Result<Unpacked>;
+    /// Sends what `updates` need from `from` (telling `progress` as
+    /// [`Transport::fetch`] does) and moves the remote's branches, all or
+    /// none (see the module docs).
+    fn push(
+        &self,
+        from: &Repository,
+        updates: &[PushUpdate],
+        progress: &dyn Progress,
+    ) -> Result<Vec<RefChange>>;
 }
 
 /// One branch a push moves.
@@ -116,6 +130,7 @@ fn stream(
     into: &Repository,
     commits: &[crate::record::CommitRecord],
     haves: &[ObjectId],
+    progress: &dyn Progress,
 ) -> Result<Unpacked> {
     // Only what the receiver lacks crosses: the objects of its tips' trees
     // stay behind (a change of 1% sends 1% of the objects).
@@ -131,7 +146,7 @@ fn stream(
             packed
         });
         let mut input = std::io::BufReader::with_capacity(64 * 1024, &mut reader as &mut dyn Read);
-        let received = unpack_guarded(into, &mut input, Path::new("<transport>"));
+        let received = unpack_guarded(into, &mut input, Path::new("<transport>"), progress);
         // A refusal stops reading: drain so the packer sees the end, not a
         // broken pipe it would report instead of the refusal.
         let _ = std::io::copy(&mut input, &mut std::io::sink());
@@ -168,14 +183,25 @@ impl Transport for LocalTransport {
         })
     }
 
-    fn fetch(&self, into: &Repository, wants: &[ObjectId], haves: &[ObjectId]) -> Result<Unpacked> {
+    fn fetch(
+        &self,
+        into: &Repository,
+        wants: &[ObjectId],
+        haves: &[ObjectId],
+        progress: &dyn Progress,
+    ) -> Result<Unpacked> {
         let _guard = into.write_guard()?;
         let _remote_guard = self.remote.write_guard()?;
         let commits = commits_to_send(&self.remote, wants, haves)?;
-        stream(&self.remote, into, &commits, haves)
+        stream(&self.remote, into, &commits, haves, progress)
     }
 
-    fn push(&self, from: &Repository, updates: &[PushUpdate]) -> Result<Vec<RefChange>> {
+    fn push(
+        &self,
+        from: &Repository,
+        updates: &[PushUpdate],
+        progress: &dyn Progress,
+    ) -> Result<Vec<RefChange>> {
         let remote = &self.remote;
         let _guard = remote.write_guard()?;
         let checked_out = self.default_branch()?;
@@ -195,7 +221,7 @@ impl Transport for LocalTransport {
         let wants: Vec<ObjectId> = updates.iter().map(|u| u.new).collect();
         let commits = commits_to_send(from, &wants, &haves)?;
         if !commits.is_empty() {
-            stream(from, remote, &commits, &haves)?;
+            stream(from, remote, &commits, &haves, progress)?;
         }
         // Fast-forward checks, now that the remote has every commit.
         for update in updates.iter().filter(|u| !u.force) {
@@ -292,18 +318,19 @@ pub struct FetchOptions {
 /// configured remote `name`: only what this repository lacks crosses,
 /// through the quarantine; then the tracking pointers move.
 pub fn fetch(repo: &Repository, name: &str, branches: &[BranchName]) -> Result<Fetched> {
-    fetch_with(repo, name, branches, &FetchOptions::default())
+    fetch_with(repo, name, branches, &FetchOptions::default(), &NoProgress)
 }
 
-/// [`fetch`] with `options`.
+/// [`fetch`] with `options`, telling `progress` what arrives.
 pub fn fetch_with(
     repo: &Repository,
     name: &str,
     branches: &[BranchName],
     options: &FetchOptions,
+    progress: &dyn Progress,
 ) -> Result<Fetched> {
     let transport = open_configured(repo, name)?;
-    let mut fetched = fetch_from(repo, &transport, name, branches)?;
+    let mut fetched = fetch_from(repo, &transport, name, branches, progress)?;
     if options.prune {
         let remote_branches = transport.list_refs()?;
         for pointer in repo.refs().remote_tracking_files()? {
@@ -324,12 +351,13 @@ pub fn fetch_with(
     Ok(fetched)
 }
 
-/// [`fetch`] through a given transport.
+/// [`fetch`] through a given transport, telling `progress` what arrives.
 pub fn fetch_from(
     repo: &Repository,
     transport: &dyn Transport,
     name: &str,
     branches: &[BranchName],
+    progress: &dyn Progress,
 ) -> Result<Fetched> {
     let refs = transport.list_refs()?;
     let mut chosen = Vec::new();
@@ -355,7 +383,7 @@ pub fn fetch_from(
     let received = if wants.is_empty() {
         Unpacked::default()
     } else {
-        transport.fetch(repo, &wants, &local_haves(repo)?)?
+        transport.fetch(repo, &wants, &local_haves(repo)?, progress)?
     };
     let mut out = Fetched {
         received,
@@ -397,12 +425,14 @@ pub struct PushOptions {
 /// `name`: one transaction there (all move or none), each a compare-and-swap
 /// against this repository's tracking pointer (absent: the branch must be
 /// absent there), unless `options` say otherwise. Then the tracking pointers
-/// move here.
+/// move here. `progress` is told each object and its bytes as the remote
+/// receives them.
 pub fn push(
     repo: &Repository,
     name: &str,
     branches: &[BranchName],
     options: &PushOptions,
+    progress: &dyn Progress,
 ) -> Result<Vec<RefChange>> {
     let transport = open_configured(repo, name)?;
     let mut updates = Vec::new();
@@ -431,7 +461,7 @@ pub fn push(
             force,
         });
     }
-    let moved = transport.push(repo, &updates)?;
+    let moved = transport.push(repo, &updates, progress)?;
     crate::failpoint::crash_point("push-remote-moved");
     for update in &updates {
         repo.refs()
@@ -446,14 +476,14 @@ pub fn push(
 /// HEAD on the remote's default branch. The working tree is the caller's to
 /// check out (see [`clone_with`] to do it before the clone appears).
 pub fn clone(url: &str, dir: &Path, options: &Options) -> Result<Repository> {
-    clone_with(url, dir, options, |_| Ok(()))
+    clone_with(url, dir, options, &NoProgress, |_| Ok(()))
 }
 
 /// Prefix of the directory a clone is built in, beside its destination.
 const CLONE_TEMP_PREFIX: &str = ".muse-tmp-clone-";
 
-/// [`clone`], running `prepare` (a checkout, say) on the new repository
-/// before it appears at `dir`. Everything is built in a temp directory
+/// [`clone`], telling `progress` what arrives and running `prepare` (a
+/// checkout, say) on the new repository before it appears at `dir`. Everything is built in a temp directory
 /// beside `dir`, locked while its clone runs, and renamed into place last:
 /// a failed or killed clone leaves nothing at `dir`, and the temp directory
 /// of a killed one (its lock free) is removed by the next clone into the
@@ -462,6 +492,7 @@ pub fn clone_with(
     url: &str,
     dir: &Path,
     options: &Options,
+    progress: &dyn Progress,
     prepare: impl FnOnce(&Repository) -> Result<()>,
 ) -> Result<Repository> {
     let base =
@@ -510,7 +541,7 @@ pub fn clone_with(
             default.as_ref().map(BranchName::as_str),
         )?;
         let repo = Repository::open_with(&temp, options.clone())?;
-        let fetched = fetch_from(&repo, &source, "origin", &[])?;
+        let fetched = fetch_from(&repo, &source, "origin", &[], progress)?;
         crate::failpoint::crash_point("clone-fetched");
         let mut tx = repo.refs().transaction("clone");
         for (branch, tip, _) in &fetched.branches {

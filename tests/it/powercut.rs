@@ -1028,6 +1028,7 @@ fn receive_step(
                 expected,
                 force: false,
             }],
+            &muse_store::NoProgress,
         )?;
         "push".to_owned()
     } else {

@@ -1237,6 +1237,7 @@ fn fetch_and_push_send_only_what_the_receiver_lacks() -> TestResult {
         "origin",
         std::slice::from_ref(&main),
         &muse_store::PushOptions::default(),
+        &muse_store::NoProgress,
     )
     .expect_err("the remote lacks an object the push assumed it has");
     assert!(err.to_string().contains(&unchanged.to_hex()), "{err}");
@@ -1247,6 +1248,7 @@ fn fetch_and_push_send_only_what_the_receiver_lacks() -> TestResult {
         "origin",
         &[main],
         &muse_store::PushOptions::default(),
+        &muse_store::NoProgress,
     )?;
     healthy(remote.work_tree(), "after push")?;
     Ok(())
@@ -1516,4 +1518,130 @@ fn push_worker(
         }
     }
     Ok((accepted, rejected))
+}
+
+/// What a [`muse_store::Progress`] was told, for the progress test.
+#[derive(Default)]
+struct Recorded {
+    starts: std::sync::Mutex<Vec<(&'static str, u64)>>,
+    units: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    finished: std::sync::atomic::AtomicU64,
+}
+
+impl muse_store::Progress for Recorded {
+    fn start(&self, phase: &'static str, total: u64) {
+        if let Ok(mut starts) = self.starts.lock() {
+            starts.push((phase, total));
+        }
+    }
+    fn advance(&self, n: u64) {
+        self.units
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn advance_bytes(&self, n: u64) {
+        self.bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn finish(&self) {
+        self.finished
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Recorded {
+    fn totals(&self) -> (Vec<(&'static str, u64)>, u64, u64, u64) {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        (
+            self.starts.lock().map(|s| s.clone()).unwrap_or_default(),
+            load(&self.units),
+            load(&self.bytes),
+            load(&self.finished),
+        )
+    }
+}
+
+/// Issue 14 item 5: fetch and push tell their progress every object and
+/// every byte that crosses; the CLI draws a bar on a terminal (a pty made
+/// by `script`) and none when stderr is piped.
+#[test]
+fn transport_progress_counts_every_object_and_byte_and_only_on_a_terminal() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    allow_current_branch_pushes(&remote)?;
+    let url = format!("file://{}", remote.work_tree().display());
+    let (code, piped) = cli(base.path(), &["clone", &url, "mine"])?;
+    assert_eq!(code, 0, "{piped}");
+    assert!(
+        !piped.contains("receiving objects"),
+        "no bar when piped: {piped:?}"
+    );
+    let local = open(&base.path().join("mine"))?;
+
+    let files: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| (format!("g{i}.bin"), vec![b'a' + i; 1000 + usize::from(i)]))
+        .collect();
+    remote.commit_files(files, &NewCommit::new("five more"))?;
+    let seen = Recorded::default();
+    let fetched = muse_store::fetch_with(
+        &local,
+        "origin",
+        &[],
+        &muse_store::FetchOptions::default(),
+        &seen,
+    )?;
+    let r = &fetched.received;
+    let (starts, units, bytes, finished) = seen.totals();
+    let carried = (r.objects_written + r.objects_skipped) as u64;
+    assert_eq!(starts, vec![("receiving objects", carried)], "{r:?}");
+    assert_eq!((units, bytes, finished), (carried, r.bytes, 1), "{r:?}");
+    assert_eq!(r.bytes, (0..5).map(|i| 1000 + i).sum::<u64>(), "{r:?}");
+
+    let main = muse_store::BranchName::new("main")?;
+    let tip = local
+        .refs()
+        .remote_tracking("origin", &main)?
+        .ok_or("tip")?;
+    let mut tx = local.refs().transaction("ff");
+    tx.update(main.clone(), tip, Expected::Any);
+    tx.commit()?;
+    local.commit_files([("h.bin", &[7u8; 4096][..])], &NewCommit::new("mine"))?;
+    let seen = Recorded::default();
+    muse_store::push(
+        &local,
+        "origin",
+        &[main],
+        &muse_store::PushOptions::default(),
+        &seen,
+    )?;
+    let (starts, units, bytes, finished) = seen.totals();
+    assert_eq!(starts, vec![("receiving objects", 1)]);
+    assert_eq!((units, bytes, finished), (1, 4096, 1));
+
+    // On a terminal: `script` gives the command a pty for its stderr.
+    let have_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_script {
+        eprintln!("skipping the terminal half: no `script` (util-linux) here");
+        return Ok(());
+    }
+    let command = format!(
+        "MUSE_DURABILITY=none {} clone {url} on-a-tty",
+        env!("CARGO_BIN_EXE_muse")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .current_dir(base.path())
+        .env("TERM", "xterm")
+        .output()?;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("receiving objects"),
+        "a bar on a terminal: {shown:?}"
+    );
+    healthy(&base.path().join("on-a-tty"), "clone on a tty")?;
+    Ok(())
 }
