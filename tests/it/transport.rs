@@ -1645,3 +1645,30 @@ fn transport_progress_counts_every_object_and_byte_and_only_on_a_terminal() -> T
     healthy(&base.path().join("on-a-tty"), "clone on a tty")?;
     Ok(())
 }
+
+/// `ls-remote`'s output, pinned byte for byte on the reference's own
+/// repository: the keys of the reference's remote info (`repo_id`,
+/// `domain`, `default_branch`, `branch_heads`, REFERENCE.md section 3) in
+/// that order, `indent=2` JSON as the reference prints it, branches sorted;
+/// `-f text` one `<id>\t<branch>` line each. The reference itself cannot be
+/// run for this (its ls-remote is HTTP-only: vectors/README.md).
+#[test]
+fn ls_remote_prints_the_references_keys_in_its_order() -> TestResult {
+    let (dir, _repo) = ref_history()?;
+    let root = dir.path().join("ref-history");
+    let path = root.display().to_string();
+    let json = ok(dir.path(), &["plumbing", "ls-remote", &path])?;
+    let expected = format!(
+        "{{\n  \"repo_id\": \"d196ed18-630c-4ac7-919d-1e141e77523e\",\n  \"domain\": \"code\",\n  \"default_branch\": \"main\",\n  \"branch_heads\": {{\n    \"dev\": \"{C3}\",\n    \"main\": \"{C4}\",\n    \"topic.lock\": \"{C4}\"\n  }}\n}}\n"
+    );
+    assert_eq!(json, expected);
+    let url = format!("file://{path}");
+    assert_eq!(
+        ok(dir.path(), &["plumbing", "ls-remote", &url])?,
+        expected,
+        "a file:// URL lists the same"
+    );
+    let text = ok(dir.path(), &["plumbing", "ls-remote", &path, "-f", "text"])?;
+    assert_eq!(text, format!("{C3}\tdev\n{C4}\tmain\n{C4}\ttopic.lock\n"));
+    Ok(())
+}
