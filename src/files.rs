@@ -166,9 +166,14 @@ fn read_dir_optional(dir: &Path) -> Result<Option<fs::ReadDir>> {
     // A directory of `.muse/` is never listed through a symlink: a received
     // repository could point `quarantine/` or `remotes/` anywhere, and
     // recovery and prune remove what they list.
-    if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+    let link = crate::durable::symlink_inside_metadata(dir).or_else(|| {
+        fs::symlink_metadata(dir)
+            .is_ok_and(|m| m.file_type().is_symlink())
+            .then(|| dir.to_path_buf())
+    });
+    if let Some(link) = link {
         return Err(Error::corrupt(
-            dir,
+            link,
             "this directory of the repository is a symlink, which is never followed (replace it with a directory)",
         ));
     }

@@ -12,7 +12,7 @@ use crate::id::ObjectId;
 use crate::name::{BranchName, SessionId};
 
 /// The name of the directory that holds a repository inside its working tree.
-pub const MUSE_DIR: &str = ".muse";
+pub const MUSE_DIR: &str = crate::durable::METADATA_DIR;
 
 /// The paths of one repository.
 #[derive(Debug, Clone)]

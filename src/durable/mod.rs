@@ -24,8 +24,9 @@ pub use lock::{DEFAULT_LOCK_TIMEOUT, FileLock, LockError, LockOwner, host_name};
 pub use remove::RemovedFiles;
 pub use temp::{RESTORE_TMP_PREFIX, TempKind, is_temp_name};
 pub use vfs::{RealFs, Vfs, VfsFile};
+pub(crate) use writer::symlink_inside_metadata;
 pub(crate) use writer::torn_tail_start;
-pub use writer::{Durability, DurableWriter, Staged, WriteError, WriteStep};
+pub use writer::{Durability, DurableWriter, METADATA_DIR, Staged, WriteError, WriteStep};
 
 #[cfg(test)]
 pub(crate) use fault::{FaultFs, OpKind};

@@ -134,6 +134,36 @@ impl WriteError {
     }
 }
 
+/// The name of a repository's metadata directory in its working tree.
+pub const METADATA_DIR: &str = ".muse";
+
+/// The first directory strictly inside a repository's metadata directory
+/// (`.muse/`), on the way from it down to `dir` (`dir` included), that is a
+/// symlink; `None` when there is none or `dir` is not inside one.
+///
+/// Invariant: nothing under `.muse/` is written, listed or removed through
+/// a symlinked directory. A received repository is someone else's data,
+/// and a `logs/refs` or `remotes` pointing elsewhere would otherwise turn
+/// the repository's own writes and removals into writes and removals
+/// anywhere. One `lstat` per level below `.muse/`; paths outside it (the
+/// working tree) cost nothing.
+pub(crate) fn symlink_inside_metadata(dir: &Path) -> Option<PathBuf> {
+    let mut inside = Vec::new();
+    for ancestor in dir.ancestors() {
+        if ancestor.file_name().is_some_and(|n| n == METADATA_DIR) {
+            return inside
+                .into_iter()
+                .rev()
+                .find(|level: &&Path| {
+                    std::fs::symlink_metadata(level).is_ok_and(|m| m.file_type().is_symlink())
+                })
+                .map(Path::to_path_buf);
+        }
+        inside.push(ancestor);
+    }
+    None
+}
+
 /// Whether an fsync error means "this filesystem cannot sync this kind of
 /// file" rather than "your data may be lost". Some filesystems (and pipes,
 /// some FUSE mounts) answer EINVAL or ENOTSUP; there is nothing to retry and
@@ -319,7 +349,26 @@ impl DurableWriter {
     /// creator, in this process, is still syncing the parent or failed to) is
     /// synced again here, so no write into it is acknowledged before its
     /// entry is durable.
+    ///
+    /// Inside a repository's metadata directory, a directory on the way that
+    /// is a symlink is refused, never written through (see
+    /// [`symlink_inside_metadata`]).
     pub fn create_dir_all(&self, dir: &Path) -> Result<(), WriteError> {
+        if let Some(link) = symlink_inside_metadata(dir) {
+            return Err(WriteError::failed(
+                &link,
+                WriteStep::CreateDir,
+                io::Error::other(
+                    "this directory of the repository is a symlink, which is never followed (replace it with a directory)",
+                ),
+            ));
+        }
+        self.create_dirs(dir)
+    }
+
+    /// [`DurableWriter::create_dir_all`] without the symlink check (done
+    /// once, for the whole path).
+    fn create_dirs(&self, dir: &Path) -> Result<(), WriteError> {
         if dir.as_os_str().is_empty() {
             return Ok(());
         }
@@ -328,7 +377,7 @@ impl DurableWriter {
             return Ok(());
         }
         let parent = parent_of(dir)?;
-        self.create_dir_all(parent)?;
+        self.create_dirs(parent)?;
         if track {
             // Marked before it exists, so no other writer can see it existing
             // and not pending before its entry is durable.

@@ -385,12 +385,14 @@ impl RefStore {
 
     /// Everything where a branch file or reflog could be that is not a
     /// regular file: symlinks, FIFOs, sockets and devices under
-    /// `refs/heads/` and `logs/refs/heads/`, anything but a regular file at
-    /// `logs/HEAD`, and a directory where an existing branch's reflog
-    /// belongs. Each with what it is; none of them is opened.
+    /// `refs/heads/`, `logs/refs/heads/` and `remotes/`, anything but a
+    /// regular file at `logs/HEAD`, and a directory where an existing
+    /// branch's reflog belongs. Each with what it is; none of them is
+    /// opened.
     pub(crate) fn odd_ref_files(&self) -> Result<Vec<(PathBuf, &'static str)>> {
         let mut odd = files::odd_ref_files(&self.layout.heads_dir())?;
         odd.extend(files::odd_ref_files(&self.layout.branch_logs_dir())?);
+        odd.extend(files::odd_ref_files(&self.layout.remotes_dir())?);
         let head_log = self.layout.head_log();
         if let Ok(meta) = fs::symlink_metadata(&head_log)
             && !meta.is_file()

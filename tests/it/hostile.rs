@@ -396,3 +396,72 @@ fn an_interrupted_checkout_whose_branch_moved_detaches_head_and_a_bad_journal_st
     assert_eq!(fs::read(dir.path().join("a.txt"))?, b"mine\n");
     Ok(())
 }
+
+/// A received repository whose `.muse/` holds a symlinked directory at any
+/// depth (`logs/refs`, `refs/heads`, `objects`, `commits`, a remote's
+/// tracking directory) never has the repository's own writes go
+/// through it: commit and fetch fail naming the symlink, the directory it
+/// points at is byte-identical afterwards, and fsck names it.
+#[test]
+fn a_symlinked_directory_inside_muse_is_never_written_through() -> TestResult {
+    for inside in [
+        "logs/refs",
+        "logs/refs/heads",
+        "refs/heads",
+        "commits",
+        "snapshots",
+        "objects",
+        "remotes/origin",
+    ] {
+        let base = tempfile::tempdir()?;
+        let work = base.path().join("work");
+        let (code, _, err) = muse(base.path(), &["init", "work"])?;
+        assert_eq!(code, 0, "{err}");
+        fs::write(work.join("a.txt"), "one\n")?;
+        let (code, _, err) = muse(&work, &["commit", "-m", "one"])?;
+        assert_eq!(code, 0, "{err}");
+        let source = base.path().join("source");
+        let (code, _, err) = muse(base.path(), &["clone", "work", "source"])?;
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = muse(&work, &["remote", "add", "origin", "../source"])?;
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = muse(&work, &["fetch"])?;
+        assert_eq!(code, 0, "{err}");
+
+        // Move the directory out and point a symlink at it.
+        let planted = work.join(".muse").join(inside);
+        let outside = base.path().join("outside");
+        fs::rename(&planted, &outside)?;
+        std::os::unix::fs::symlink(&outside, &planted)?;
+        let before = fingerprint(&outside)?;
+
+        fs::write(work.join("b.txt"), "two\n")?;
+        fs::write(source.join("c.txt"), "three\n")?;
+        let (code, _, err) = muse(&source, &["commit", "-m", "upstream"])?;
+        assert_eq!(code, 0, "{err}");
+        let mut refusals = 0;
+        for args in [&["commit", "-m", "two"][..], &["fetch"][..]] {
+            let (code, out, err) = muse(&work, args)?;
+            if code != 0 {
+                refusals += 1;
+                assert_eq!(code, 3, "{inside}: muse {args:?}: {out}{err}");
+                assert!(
+                    err.contains("symlink") && err.contains(&planted.display().to_string()),
+                    "{inside}: muse {args:?} names the symlink: {err}"
+                );
+            }
+        }
+        assert!(refusals > 0, "{inside}: neither commit nor fetch needed it");
+        assert_eq!(
+            fingerprint(&outside)?,
+            before,
+            "{inside}: nothing written through the symlink"
+        );
+        let (_, report, _) = muse(&work, &["fsck"])?;
+        assert!(
+            report.contains("\"ok\": false") && report.contains(&planted.display().to_string()),
+            "{inside}: fsck names the symlink: {report}"
+        );
+    }
+    Ok(())
+}
