@@ -220,14 +220,14 @@ impl RecordStore {
     /// file was written (`false`: a verified record with that id exists).
     /// Refuses a record whose id does not match its fields.
     pub fn write_commit(&self, record: &CommitRecord) -> Result<bool> {
-        self.write_record(self.layout.commit_path(&record.commit_id), record)
+        self.write_record(&self.layout.commit_path(&record.commit_id), record)
     }
 
     /// Stores `record` at `snapshots/<snapshot_id>.json`; returns whether a
     /// new file was written. Refuses a record whose id does not match its
     /// manifest.
     pub fn write_snapshot(&self, record: &SnapshotRecord) -> Result<bool> {
-        self.write_record(self.layout.snapshot_path(&record.snapshot_id), record)
+        self.write_record(&self.layout.snapshot_path(&record.snapshot_id), record)
     }
 
     /// Reads commit `id`, verified: the id recomputed from its fields must be
@@ -348,41 +348,77 @@ impl RecordStore {
         read_record(&path)
     }
 
-    fn write_record<R: Record>(&self, path: PathBuf, record: &R) -> Result<bool> {
+    fn write_record<R: Record>(&self, path: &Path, record: &R) -> Result<bool> {
         record.check_fields()?;
         let (stored, computed) = (record.stored_id(), record.computed_id());
         if stored != computed {
             return Err(record_integrity(
-                &path,
+                path,
                 R::KIND,
                 "refusing to write it: its fields hash to another id than the one it stores",
                 stored,
                 computed,
             ));
         }
-        match fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("stat record", path, e)),
-            Ok(meta) if meta.is_file() => match read_record::<R>(&path) {
-                // Immutable: a verified record with this id stays as it is,
-                // but looks new to a concurrent gc (see `DurableWriter::freshen`).
+        if self.holds_verified::<R>(path)? {
+            return Ok(false);
+        }
+        let bytes = to_json(record, path)?;
+        self.writer.write_file(path, TempKind::State, &bytes)?;
+        Ok(true)
+    }
+
+    /// Whether a verified record is stored at `path` already (it is then
+    /// freshened for a concurrent gc, see `DurableWriter::freshen`);
+    /// `false` when it is absent or damaged (to be replaced). A non-file
+    /// there is an error.
+    fn holds_verified<R: Record>(&self, path: &Path) -> Result<bool> {
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("stat record", path, e)),
+            Ok(meta) if meta.is_file() => match read_record::<R>(path) {
+                // Immutable: a verified record with this id stays as it is.
                 Ok(_) => {
-                    self.writer.freshen(&path);
-                    return Ok(false);
+                    self.writer.freshen(path);
+                    Ok(true)
                 }
                 // Damaged: replace it with verified content.
-                Err(Error::RecordIntegrity(_) | Error::Corrupt { .. }) => {}
-                Err(e) => return Err(e),
+                Err(Error::RecordIntegrity(_) | Error::Corrupt { .. }) => Ok(false),
+                Err(e) => Err(e),
             },
-            Ok(_) => {
-                return Err(Error::Corrupt {
-                    path,
-                    reason: format!("a {} record must be a regular file", R::KIND),
-                });
-            }
+            Ok(_) => Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("a {} record must be a regular file", R::KIND),
+            }),
         }
-        let bytes = to_json(record, &path)?;
-        self.writer.write_file(&path, TempKind::State, &bytes)?;
+    }
+
+    /// Publishes the received commit file `source` as commit `id`: see
+    /// [`RecordStore::adopt_received_snapshot`].
+    pub(crate) fn adopt_received_commit(&self, id: &ObjectId, source: &Path) -> Result<bool> {
+        self.adopt_received::<CommitRecord>(&self.layout.commit_path(id), source)
+    }
+
+    /// Publishes the received snapshot file `source`, which this process
+    /// wrote from a record it verified as `id` (a quarantine's: exactly the
+    /// bytes [`RecordStore::write_snapshot`] would write). Under a batch on
+    /// the same filesystem the file itself is renamed into place by the
+    /// batch (no second parse, no second serialisation); otherwise it is
+    /// read back, verified and written. Returns whether a new record was
+    /// stored.
+    pub(crate) fn adopt_received_snapshot(&self, id: &ObjectId, source: &Path) -> Result<bool> {
+        self.adopt_received::<SnapshotRecord>(&self.layout.snapshot_path(id), source)
+    }
+
+    fn adopt_received<R: Record>(&self, target: &Path, source: &Path) -> Result<bool> {
+        if !self.writer.adoptable(source, target)? {
+            let record: R = read_record(source)?;
+            return self.write_record(target, &record);
+        }
+        if self.holds_verified::<R>(target)? || !self.writer.claim(target) {
+            return Ok(false);
+        }
+        self.writer.adopt(source, target)?;
         Ok(true)
     }
 }

@@ -31,7 +31,6 @@ use crate::error::{BundleProblem, Error, Result};
 use crate::id::ObjectId;
 use crate::layout::Layout;
 use crate::progress::Progress;
-use crate::record::{CommitRecord, SnapshotRecord};
 use crate::repo::Repository;
 
 /// A quarantine directory owned by this process (its lock held).
@@ -109,7 +108,9 @@ impl Quarantine {
             }
             _ => {}
         }
-        let mut file = self.create_file(path, 0o644)?;
+        // A record's mode from the start: publishing renames this file into
+        // the record directories as it is.
+        let mut file = self.create_file(path, crate::durable::TempKind::State.mode())?;
         file.write_all(bytes)
             .map_err(|e| Error::io("write a quarantine file", path, e))
     }
@@ -405,15 +406,15 @@ impl Receiver<'_> {
                 out.objects_skipped += 1;
             }
         }
+        // Records as objects: written here from verified records, renamed
+        // into place by the batch.
         for id in &self.snapshots {
-            let record = SnapshotRecord::read_file(&q.snapshot_path(id))?;
-            if records.write_snapshot(&record)? {
+            if records.adopt_received_snapshot(id, &q.snapshot_path(id))? {
                 out.snapshots_written += 1;
             }
         }
         for id in &self.commits {
-            let record = CommitRecord::read_file(&q.commit_path(id))?;
-            if records.write_commit(&record)? {
+            if records.adopt_received_commit(id, &q.commit_path(id))? {
                 out.commits_written += 1;
             }
         }
