@@ -520,7 +520,7 @@ pub fn clone_with(
     // each rename and nothing is left behind to remove. The directory is
     // locked under a name no remover looks at, then renamed to `stem*`: a
     // remover never sees it unlocked.
-    let unlocked = parent.join(format!(".muse-tmp-cloning-{suffix}"));
+    let unlocked = parent.join(format!("{CLONE_UNLOCKED_PREFIX}{suffix}"));
     writer.create_dir_all(&unlocked)?;
     let live = lock_clone_temp(&unlocked)?;
     writer.rename_file(&unlocked, &temp)?;
@@ -579,25 +579,47 @@ fn lock_clone_temp(temp: &Path) -> Result<std::fs::File> {
     Ok(handle)
 }
 
-/// Removes the directories in `parent` named `stem*` that a killed clone
-/// left: real directories (never through a symlink) whose lock nobody
-/// holds. Best effort: what cannot be removed now is tried again next time.
+/// Prefix of a clone directory between its creation and its lock.
+const CLONE_UNLOCKED_PREFIX: &str = ".muse-tmp-cloning-";
+
+/// How long a `.muse-tmp-cloning-*` directory may be unlocked before it is
+/// taken for a dead clone's: a live clone locks it right after creating it.
+const CLONE_UNLOCKED_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the directories in `parent` that killed clones left: those
+/// named `stem*` whose lock nobody holds, and those named
+/// `.muse-tmp-cloning-*` (a clone killed between creating and locking its
+/// directory) unlocked and older than [`CLONE_UNLOCKED_GRACE`]. Real
+/// directories only, never through a symlink. Best effort: what cannot be
+/// removed now is tried again next time.
 fn remove_dead_clone_temps(parent: &Path, stem: &str) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
     for entry in entries.flatten() {
         let named = entry.file_name();
-        if !named.to_str().is_some_and(|n| n.starts_with(stem))
-            || !entry.file_type().is_ok_and(|t| t.is_dir())
-        {
+        let Some(named) = named.to_str() else {
+            continue;
+        };
+        let ours = named.starts_with(stem);
+        let never_locked = named.starts_with(CLONE_UNLOCKED_PREFIX);
+        if !(ours || never_locked) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let path = entry.path();
         let Ok(handle) = crate::sys::open_nofollow(&path) else {
             continue;
         };
-        if handle.metadata().is_ok_and(|m| m.is_dir()) && handle.try_lock().is_ok() {
+        let Ok(meta) = handle.metadata() else {
+            continue;
+        };
+        let old_enough = ours
+            || meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > CLONE_UNLOCKED_GRACE);
+        if meta.is_dir() && old_enough && handle.try_lock().is_ok() {
             let _ = std::fs::remove_dir_all(&path);
         }
     }

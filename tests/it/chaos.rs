@@ -50,10 +50,10 @@ const TX_BRANCHES: [&str; 3] = ["t/a", "t/b", "t/c"];
 const SESSION: &str = "chaos";
 
 /// splitmix64: small, seeded, good enough to pick operations.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -61,15 +61,15 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next() as u8).collect()
     }
 }
@@ -655,7 +655,7 @@ fn sigkill_chaos() -> TestResult {
 // `MUSE_CHAOS_ROUNDS` sets the number of rounds of each test.
 
 /// The seed and the rounds of one command chaos test, printed.
-fn command_chaos(test: &str, default_rounds: u64) -> TestResult<(u64, u64)> {
+pub(crate) fn command_chaos(test: &str, default_rounds: u64) -> TestResult<(u64, u64)> {
     let seed = match env_u64("MUSE_CHAOS_SEED")? {
         Some(seed) => seed,
         None => std::time::SystemTime::now()
@@ -671,7 +671,7 @@ fn command_chaos(test: &str, default_rounds: u64) -> TestResult<(u64, u64)> {
 
 /// How a command under test is stopped.
 #[derive(Debug, Clone, Copy)]
-enum Kill {
+pub(crate) enum Kill {
     /// SIGKILL after this long.
     After(Duration),
     /// SIGKILL while it waits at this failpoint barrier.
@@ -683,7 +683,7 @@ enum Kill {
 impl Kill {
     /// One of `points` one round in three, else a SIGKILL after a delay
     /// drawn uniformly from zero to 1.3 times `scale`.
-    fn pick(rng: &mut Rng, points: &[Kill], scale: Duration) -> Kill {
+    pub(crate) fn pick(rng: &mut Rng, points: &[Kill], scale: Duration) -> Kill {
         if !points.is_empty() && rng.below(3) == 0 {
             *rng.pick(points)
         } else {
@@ -695,16 +695,16 @@ impl Kill {
 
 /// How a command run under a [`Kill`] ended.
 #[derive(Debug)]
-struct Outcome {
+pub(crate) struct Outcome {
     /// Killed by the test (SIGKILL) or aborted at its crash point (SIGABRT).
-    killed: bool,
+    pub(crate) killed: bool,
     /// The exit code when it ended on its own.
-    code: Option<i32>,
-    stderr: String,
+    pub(crate) code: Option<i32>,
+    pub(crate) stderr: String,
 }
 
 /// `muse <args>` in `dir`: no stdin, output piped.
-fn muse_in(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn muse_in(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_muse"));
     cmd.current_dir(dir)
         .args(args)
@@ -715,7 +715,7 @@ fn muse_in(dir: &Path, args: &[&str]) -> Command {
 }
 
 /// `muse <args>` in `dir`, run to its end: (exit code, stdout, stderr).
-fn muse_run(dir: &Path, args: &[&str]) -> TestResult<(i32, String, String)> {
+pub(crate) fn muse_run(dir: &Path, args: &[&str]) -> TestResult<(i32, String, String)> {
     let out = muse_in(dir, args).output()?;
     Ok((
         out.status.code().unwrap_or(-1),
@@ -725,7 +725,7 @@ fn muse_run(dir: &Path, args: &[&str]) -> TestResult<(i32, String, String)> {
 }
 
 /// `muse <args>` in `dir`, which must exit 0; its stdout.
-fn muse_ok(dir: &Path, args: &[&str]) -> TestResult<String> {
+pub(crate) fn muse_ok(dir: &Path, args: &[&str]) -> TestResult<String> {
     let (code, out, err) = muse_run(dir, args)?;
     if code != 0 {
         return Err(format!("muse {args:?} exited {code}: {err}").into());
@@ -736,7 +736,7 @@ fn muse_ok(dir: &Path, args: &[&str]) -> TestResult<String> {
 /// Runs `muse <args>` in `dir` with `input` on its stdin and stops it as
 /// `kill` says. At a barrier, `while_stopped` runs before the SIGKILL (the
 /// command is frozen at the failpoint meanwhile).
-fn run_killed(
+pub(crate) fn run_killed(
     dir: &Path,
     args: &[&str],
     input: Option<&str>,
@@ -810,7 +810,7 @@ fn run_killed(
 
 /// `muse fsck` (it runs no recovery) must exit 0, that is find no damage
 /// and no I/O error; returns the kinds of the notes it made.
-fn fsck_notes(dir: &Path) -> TestResult<Vec<String>> {
+pub(crate) fn fsck_notes(dir: &Path) -> TestResult<Vec<String>> {
     let (code, out, err) = muse_run(dir, &["fsck"])?;
     let report: serde_json::Value =
         serde_json::from_str(&out).map_err(|e| format!("fsck output ({e}): {out:?} {err}"))?;
@@ -827,7 +827,11 @@ fn fsck_notes(dir: &Path) -> TestResult<Vec<String>> {
 /// Reads `tip` and everything it reaches (commit records, snapshots,
 /// objects verified, parents), each once: the history a branch names is
 /// whole.
-fn check_history(repo: &Repository, tip: ObjectId, seen: &mut BTreeSet<ObjectId>) -> TestResult {
+pub(crate) fn check_history(
+    repo: &Repository,
+    tip: ObjectId,
+    seen: &mut BTreeSet<ObjectId>,
+) -> TestResult {
     let mut stack = vec![tip];
     while let Some(commit) = stack.pop() {
         if !seen.insert(commit) {
@@ -946,7 +950,7 @@ fn checkout_trees(rng: &mut Rng) -> [BTreeMap<String, Vec<u8>>; 2] {
 
 /// Every file of the work tree outside `.muse/` by path, with its content's
 /// id; and the temp files among them (never content).
-fn work_files(root: &Path) -> TestResult<(BTreeMap<String, ObjectId>, Vec<String>)> {
+pub(crate) fn work_files(root: &Path) -> TestResult<(BTreeMap<String, ObjectId>, Vec<String>)> {
     let (mut files, mut temps) = (BTreeMap::new(), Vec::new());
     let mut stack = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {

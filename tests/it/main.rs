@@ -37,6 +37,7 @@ mod statcache;
 mod store_model;
 mod support;
 mod transport;
+mod transport_chaos;
 mod vectors;
 
 use std::fs;

@@ -1131,6 +1131,48 @@ fn clone_keeps_the_remotes_identity_and_refuses_a_hostile_one() -> TestResult {
     Ok(())
 }
 
+/// A clone removes the temp directories dead clones left beside its
+/// destination: `.muse-tmp-clone-<name>-*` whose lock is free, and
+/// `.muse-tmp-cloning-*` (killed before it locked) once older than the
+/// grace a live clone has to lock it; a locked one and a fresh unlocked one
+/// stay, as does a symlink of that name and what it points to.
+#[test]
+fn clone_removes_only_dead_clones_temp_directories() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    let url = remote.work_tree().display().to_string();
+    let b = base.path();
+    let dead = b.join(".muse-tmp-clone-mine-dead");
+    let live = b.join(".muse-tmp-clone-mine-live");
+    let other = b.join(".muse-tmp-clone-theirs-dead");
+    let old_unlocked = b.join(".muse-tmp-cloning-old");
+    let new_unlocked = b.join(".muse-tmp-cloning-new");
+    let target = b.join("precious");
+    for d in [&dead, &live, &other, &old_unlocked, &new_unlocked, &target] {
+        fs::create_dir(d)?;
+        fs::write(d.join("f"), "x")?;
+    }
+    std::os::unix::fs::symlink(&target, b.join(".muse-tmp-clone-mine-link"))?;
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    fs::File::open(&old_unlocked)?.set_modified(old)?;
+    let held = fs::File::open(&live)?;
+    held.lock()?;
+    ok(b, &["clone", &url, "mine"])?;
+    assert!(
+        !dead.exists(),
+        "an unlocked temp of this clone's name stays"
+    );
+    assert!(!old_unlocked.exists(), "an old never-locked temp stays");
+    assert!(live.join("f").exists(), "a live clone's temp was removed");
+    assert!(
+        new_unlocked.join("f").exists(),
+        "a fresh never-locked temp was removed"
+    );
+    assert!(other.join("f").exists(), "another name's temp was removed");
+    assert!(target.join("f").exists(), "removed through a symlink");
+    drop(held);
+    Ok(())
+}
 /// `fetch --prune` removes the pointers of branches gone on the remote (a
 /// nested one too) and keeps the others; `push -u` records the upstream.
 #[test]
