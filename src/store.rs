@@ -217,20 +217,35 @@ impl ObjectStore {
     /// (a first pass hashes, the second copies and hashes again, so a file
     /// changed in between is still reported). Memory stays at one buffer.
     pub fn copy_to(&self, id: &ObjectId, out: &mut dyn Write) -> Result<u64> {
+        self.copy_framed(id, out, |_, _| Ok(()))
+    }
+
+    /// [`ObjectStore::copy_to`], with `frame` called with the object's size
+    /// once it is verified and before its first byte is written (a
+    /// container's length header, say): one open of the file for both.
+    pub(crate) fn copy_framed(
+        &self,
+        id: &ObjectId,
+        out: &mut dyn Write,
+        frame: impl FnOnce(u64, &mut dyn Write) -> Result<()>,
+    ) -> Result<u64> {
         let (mut file, len, path) = self.open_file(id)?;
-        let mut write = |bytes: &[u8]| {
-            out.write_all(bytes)
-                .map_err(|e| Error::io("write object to output", &path, e))
-        };
         if len < WHOLE_READ_LIMIT {
             let bytes =
                 read_whole(&mut file, len).map_err(|e| Error::io("read object", &path, e))?;
             Self::check(id, path.clone(), ObjectId::hash(&bytes))?;
-            write(&bytes)?;
+            frame(bytes.len() as u64, out)?;
+            out.write_all(&bytes)
+                .map_err(|e| Error::io("write object to output", &path, e))?;
             return Ok(bytes.len() as u64);
         }
-        let (first, _) = hash_stream(&mut file, &path, "read object")?;
+        let (first, size) = hash_stream(&mut file, &path, "read object")?;
         Self::check(id, path.clone(), first)?;
+        frame(size, out)?;
+        let mut write = |bytes: &[u8]| {
+            out.write_all(bytes)
+                .map_err(|e| Error::io("write object to output", &path, e))
+        };
         file.rewind()
             .map_err(|e| Error::io("read object", &path, e))?;
         let mut reader = VerifiedReader::new(file, *id, path.clone());

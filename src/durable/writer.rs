@@ -202,6 +202,11 @@ pub(super) struct BatchState {
     pub(super) dirs: Mutex<Vec<PathBuf>>,
     /// Content-addressed targets some write of the batch has taken on.
     pub(super) claimed: Mutex<std::collections::HashSet<PathBuf>>,
+    /// [`DurableWriter::adoptable`]'s answers by (target directory, source
+    /// directory): the directory exists (created by this batch or checked)
+    /// and whether both are on one filesystem. Thousands of objects share a
+    /// few hundred shard directories; each pair is checked once.
+    pub(super) adoptable: Mutex<std::collections::HashMap<(PathBuf, PathBuf), bool>>,
 }
 
 /// The only code that creates, replaces, renames or removes repository files.
@@ -282,14 +287,20 @@ impl DurableWriter {
     /// `target`: only under a batch, and only when both directories are on
     /// one filesystem (a rename cannot cross filesystems).
     pub(crate) fn adoptable(&self, source: &Path, target: &Path) -> Result<bool, WriteError> {
-        if self.batch.is_none() {
+        let Some(batch) = &self.batch else {
             return Ok(false);
+        };
+        let (dir, from) = (parent_of(target)?, parent_of(source)?);
+        let key = (dir.to_path_buf(), from.to_path_buf());
+        if let Some(known) = lock_ignoring_poison(&batch.adoptable).get(&key) {
+            return Ok(*known);
         }
-        let dir = parent_of(target)?;
         self.create_dir_all(dir)?;
         let here = self.vfs.filesystem_id(dir);
-        let there = self.vfs.filesystem_id(parent_of(source)?);
-        Ok(matches!((here, there), (Ok(a), Ok(b)) if a == b))
+        let there = self.vfs.filesystem_id(from);
+        let same = matches!((here, there), (Ok(a), Ok(b)) if a == b);
+        lock_ignoring_poison(&batch.adoptable).insert(key, same);
+        Ok(same)
     }
 
     /// Hands the complete file `source` to this writer's batch as the temp

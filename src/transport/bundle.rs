@@ -170,17 +170,20 @@ pub(crate) fn pack_commits(
     w(msgpack::write_array_len(out, len32(object_ids.len())?))?;
     let objects = repo.objects();
     for id in &object_ids {
-        let len = objects.size(id)?;
-        let bin_len = u32::try_from(len).map_err(|_| Error::Input {
-            path: objects.path(id),
-            reason: "an object of 4 GiB or more cannot travel in a msgpack bundle".to_owned(),
+        let mut framed = 0;
+        let copied = objects.copy_framed(id, out, |len, out| {
+            let bin_len = u32::try_from(len).map_err(|_| Error::Input {
+                path: objects.path(id),
+                reason: "an object of 4 GiB or more cannot travel in a msgpack bundle".to_owned(),
+            })?;
+            framed = len;
+            w(msgpack::write_map_len(out, 2))?;
+            w(msgpack::write_str(out, "object_id"))?;
+            w(msgpack::write_str(out, &id.to_hex()))?;
+            w(msgpack::write_str(out, "content"))?;
+            w(msgpack::write_bin_len(out, bin_len))
         })?;
-        w(msgpack::write_map_len(out, 2))?;
-        w(msgpack::write_str(out, "object_id"))?;
-        w(msgpack::write_str(out, &id.to_hex()))?;
-        w(msgpack::write_str(out, "content"))?;
-        w(msgpack::write_bin_len(out, bin_len))?;
-        let copied = objects.copy_to(id, out)?;
+        let len = framed;
         if copied != len {
             return Err(Error::SourceChanged {
                 path: objects.path(id),
@@ -288,8 +291,11 @@ pub(crate) fn decode(input: &mut dyn Read, name: &Path, sink: &mut dyn Sink) -> 
             "objects" => {
                 let len = d.array("objects").map_err(|e| decode_error(e, name))?;
                 sink.objects_expected(u64::from(len));
+                // One buffer for every entry: allocating (and zeroing) it
+                // per object cost more than small objects' own bytes.
+                let mut buf = vec![0u8; STREAM_BUFFER];
                 for _ in 0..len {
-                    object_entry(&mut d, objects, name, sink)?;
+                    object_entry(&mut d, objects, name, sink, &mut buf)?;
                     objects += 1;
                 }
             }
@@ -334,12 +340,13 @@ pub(crate) fn decode(input: &mut dyn Read, name: &Path, sink: &mut dyn Sink) -> 
 }
 
 /// One `{object_id, content}` entry, keys in any order; the content is
-/// streamed to `sink` while it is hashed.
+/// streamed to `sink` through `buf` while it is hashed.
 fn object_entry(
     d: &mut Decoder<&mut dyn Read>,
     index: usize,
     name: &Path,
     sink: &mut dyn Sink,
+    buf: &mut [u8],
 ) -> Result<()> {
     let at = d.offset();
     let fields = d
@@ -347,7 +354,6 @@ fn object_entry(
         .map_err(|e| decode_error(e, name))?;
     let mut declared: Option<String> = None;
     let mut content: Option<(ObjectId, u64)> = None;
-    let mut buf = vec![0u8; STREAM_BUFFER];
     for _ in 0..fields {
         let mut budget = 4096;
         let key_at = d.offset();
@@ -390,7 +396,7 @@ fn object_entry(
                 sink.object_begin(index)?;
                 let mut hasher = Hasher::new();
                 let mut sink_error = None;
-                let streamed = d.stream(len, &mut buf, |chunk| {
+                let streamed = d.stream(len, buf, |chunk| {
                     hasher.update(chunk);
                     if let Err(e) = sink.object_chunk(chunk) {
                         sink_error = Some(e);
