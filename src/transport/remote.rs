@@ -157,9 +157,11 @@ fn stream(
                 std::io::Error::other("the packer panicked"),
             )
         })?;
-        let received = received?;
+        // A packer that failed (a corrupt object on the sending side, say)
+        // cut the stream short: its error is the cause, the receiver's
+        // "truncated" only the consequence.
         pack_result?;
-        Ok(received)
+        received
     })
 }
 

@@ -1131,6 +1131,81 @@ fn clone_keeps_the_remotes_identity_and_refuses_a_hostile_one() -> TestResult {
     Ok(())
 }
 
+/// A corrupt object on the sending side stops a clone, a fetch and a push
+/// with the sender's error (the object and what is wrong with it), not the
+/// receiver's "truncated" that the cut stream causes; nothing is received.
+#[test]
+fn a_corrupt_object_at_the_sender_is_named_as_the_cause() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    let url = remote.work_tree().display().to_string();
+    ok(base.path(), &["clone", &url, "mine"])?;
+    let mine = base.path().join("mine");
+    let damage = |repo: &Repository, bytes: &[u8]| -> TestResult<(ObjectId, PathBuf)> {
+        let made = repo.commit_files([("new.txt", bytes)], &NewCommit::new("new"))?;
+        let id = repo
+            .records()
+            .read_snapshot(&made.commit.snapshot_id)?
+            .manifest["new.txt"];
+        let path = repo.objects().path(&id);
+        let mut perms = fs::metadata(&path)?.permissions();
+        #[expect(
+            clippy::permissions_set_readonly_false,
+            reason = "the test damages the object"
+        )]
+        perms.set_readonly(false);
+        fs::set_permissions(&path, perms)?;
+        fs::write(&path, b"not what was stored")?;
+        Ok((id, path))
+    };
+    let expect_named = |out: &str, id: &ObjectId, what: &str| {
+        assert!(
+            out.contains(&id.to_hex()) && !out.contains("truncated"),
+            "{what}: the corrupt object {id} is not named as the cause: {out}"
+        );
+    };
+    // The remote's object is damaged: clone and fetch stop on it.
+    let (bad, _) = damage(&remote, b"remote content\n")?;
+    let (code, out) = cli(base.path(), &["clone", &url, "again"])?;
+    assert_ne!(code, 0, "clone of a corrupt source succeeded: {out}");
+    expect_named(&out, &bad, "clone");
+    assert!(
+        !base.path().join("again").exists(),
+        "a failed clone left its directory"
+    );
+    let (code, out) = cli(&mine, &["fetch"])?;
+    assert_ne!(code, 0, "fetch of a corrupt object succeeded: {out}");
+    expect_named(&out, &bad, "fetch");
+    assert!(
+        !open(&mine)?.objects().contains(&bad),
+        "the corrupt object was received"
+    );
+    assert_no_quarantine(&mine, "failed fetch");
+    // Our own object is damaged: push stops on it and the remote is as it was.
+    allow_current_branch_pushes(&remote)?;
+    let local = open(&mine)?;
+    let (ours, _) = damage(&local, b"local content\n")?;
+    let before = open(remote.work_tree())?
+        .refs()
+        .branch(&muse_store::BranchName::new("main")?)?;
+    let (code, out) = cli(&mine, &["push", "origin", "main"])?;
+    assert_ne!(code, 0, "push of a corrupt object succeeded: {out}");
+    expect_named(&out, &ours, "push");
+    let remote = open(remote.work_tree())?;
+    assert_eq!(
+        remote
+            .refs()
+            .branch(&muse_store::BranchName::new("main")?)?,
+        before
+    );
+    assert!(
+        !remote.objects().contains(&ours),
+        "the corrupt object was pushed"
+    );
+    assert_no_quarantine(remote.work_tree(), "failed push");
+    Ok(())
+}
+
 /// A clone removes the temp directories dead clones left beside its
 /// destination: `.muse-tmp-clone-<name>-*` whose lock is free, and
 /// `.muse-tmp-cloning-*` (killed before it locked) once older than the
