@@ -137,6 +137,9 @@ impl WriteError {
 /// The name of a repository's metadata directory in its working tree.
 pub const METADATA_DIR: &str = ".muse";
 
+/// The file every repository's metadata directory holds (FORMAT.md).
+const REPOSITORY_FILE: &str = "repo.json";
+
 /// The first directory strictly inside a repository's metadata directory
 /// (`.muse/`), on the way from it down to `dir` (`dir` included), that is a
 /// symlink; `None` when there is none or `dir` is not inside one.
@@ -147,21 +150,34 @@ pub const METADATA_DIR: &str = ".muse";
 /// the repository's own writes and removals into writes and removals
 /// anywhere. One `lstat` per level below `.muse/`; paths outside it (the
 /// working tree) cost nothing.
+///
+/// Names below `.muse/` may themselves hold a `.muse` component (a branch
+/// `x/.muse/y`, a repository id `.muse` under `tags/`), so the metadata
+/// directory is not simply the nearest ancestor of that name: with several,
+/// it is the outermost one holding `repo.json` (an outer directory that
+/// happens to be named `.muse` holds none), else the outermost.
 pub(crate) fn symlink_inside_metadata(dir: &Path) -> Option<PathBuf> {
-    let mut inside = Vec::new();
-    for ancestor in dir.ancestors() {
-        if ancestor.file_name().is_some_and(|n| n == METADATA_DIR) {
-            return inside
-                .into_iter()
-                .rev()
-                .find(|level: &&Path| {
-                    std::fs::symlink_metadata(level).is_ok_and(|m| m.file_type().is_symlink())
-                })
-                .map(Path::to_path_buf);
-        }
-        inside.push(ancestor);
-    }
-    None
+    let named: Vec<&Path> = dir
+        .ancestors()
+        .filter(|a| a.file_name().is_some_and(|n| n == METADATA_DIR))
+        .collect();
+    // `ancestors` runs innermost first.
+    let metadata = match named.as_slice() {
+        [] => return None,
+        [only] => *only,
+        several => several
+            .iter()
+            .rev()
+            .find(|m| m.join(REPOSITORY_FILE).is_file())
+            .copied()
+            .unwrap_or(several[several.len() - 1]),
+    };
+    let mut inside: Vec<&Path> = dir.ancestors().take_while(|a| *a != metadata).collect();
+    inside.reverse();
+    inside
+        .into_iter()
+        .find(|level| std::fs::symlink_metadata(level).is_ok_and(|m| m.file_type().is_symlink()))
+        .map(Path::to_path_buf)
 }
 
 /// Whether an fsync error means "this filesystem cannot sync this kind of

@@ -465,3 +465,99 @@ fn a_symlinked_directory_inside_muse_is_never_written_through() -> TestResult {
     }
     Ok(())
 }
+
+/// A name below `.muse/` may hold a `.muse` component of its own (a branch
+/// `x/.muse/main`, as the reference allows): the symlink check still runs
+/// from the repository's own `.muse/`, so a symlinked `remotes/origin/x` or
+/// `refs/heads/x` is refused, not written through into another
+/// repository's `.muse/refs/heads/main`. A work tree that lives inside an
+/// unrelated directory named `.muse` (reached through a symlink there) still
+/// works.
+#[test]
+fn a_muse_component_inside_a_ref_name_does_not_hide_a_symlinked_directory() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let ok = |dir: &Path, args: &[&str]| -> TestResult<String> {
+        let (code, out, err) = muse(dir, args)?;
+        assert_eq!(code, 0, "muse {args:?}: {out}{err}");
+        Ok(out)
+    };
+    let src = base.path().join("src");
+    ok(base.path(), &["init", "src"])?;
+    fs::write(src.join("a.txt"), "one\n")?;
+    ok(&src, &["commit", "-m", "one"])?;
+    let tip = |dir: &Path| -> TestResult<String> {
+        Ok(ok(dir, &["plumbing", "rev-parse", "main", "-f", "text"])?
+            .trim()
+            .to_owned())
+    };
+    let one = tip(&src)?;
+    ok(
+        &src,
+        &["plumbing", "update-ref", "x/.muse/refs/heads/main", &one],
+    )?;
+    ok(base.path(), &["clone", "src", "work"])?;
+    let work = base.path().join("work");
+
+    // A victim repository, and the received one's remotes/origin/x pointing
+    // at it: the fetch of x/.muse/refs/heads/main would write its main.
+    let victim = base.path().join("victim");
+    ok(base.path(), &["init", "victim"])?;
+    fs::write(victim.join("v.txt"), "mine\n")?;
+    ok(&victim, &["commit", "-m", "victim"])?;
+    let before = fingerprint(&victim.join(".muse"))?;
+    let planted = work.join(".muse/remotes/origin/x");
+    fs::remove_dir_all(&planted)?;
+    std::os::unix::fs::symlink(&victim, &planted)?;
+    fs::write(src.join("a.txt"), "two\n")?;
+    ok(&src, &["commit", "-m", "two"])?;
+    let two = tip(&src)?;
+    ok(
+        &src,
+        &["plumbing", "update-ref", "x/.muse/refs/heads/main", &two],
+    )?;
+    let (code, out, err) = muse(&work, &["fetch"])?;
+    assert_eq!(
+        code, 3,
+        "fetch through a symlinked remotes/origin/x: {out}{err}"
+    );
+    assert!(
+        err.contains("symlink") && err.contains(&planted.display().to_string()),
+        "the fetch names the symlink: {err}"
+    );
+    assert_eq!(
+        fingerprint(&victim.join(".muse"))?,
+        before,
+        "nothing written into the victim"
+    );
+
+    // The same for a branch of this repository.
+    let heads = work.join(".muse/refs/heads/x");
+    fs::remove_dir_all(&heads)?;
+    std::os::unix::fs::symlink(&victim, &heads)?;
+    let (code, out, err) = muse(
+        &work,
+        &["plumbing", "update-ref", "x/.muse/refs/heads/main", &two],
+    )?;
+    assert_ne!(
+        code, 0,
+        "update-ref through a symlinked refs/heads/x: {out}{err}"
+    );
+    assert_eq!(
+        fingerprint(&victim.join(".muse"))?,
+        before,
+        "update-ref wrote into the victim"
+    );
+
+    // An outer directory named `.muse` is not a repository's: a work tree
+    // inside it, reached through a symlink, commits as any other.
+    let outer = base.path().join(".muse");
+    fs::create_dir(&outer)?;
+    ok(&outer, &["init", "real"])?;
+    std::os::unix::fs::symlink(outer.join("real"), outer.join("link"))?;
+    fs::write(outer.join("link/f.txt"), "f\n")?;
+    ok(
+        &outer.join("link"),
+        &["commit", "-m", "inside an outer .muse"],
+    )?;
+    Ok(())
+}
