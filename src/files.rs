@@ -196,8 +196,18 @@ fn is_shard_name(name: &str) -> bool {
     name.len() == 2 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The `objects/<2 hex>/` directories, sorted.
+/// The `objects/<2 hex>/` directories, sorted (real directories only).
 pub(crate) fn shard_dirs(layout: &Layout) -> Result<Vec<PathBuf>> {
+    shard_entries(layout, fs::FileType::is_dir)
+}
+
+/// The names in `objects/` of the shard form that are symlinks: damage
+/// (never followed) for fsck to name.
+pub(crate) fn symlinked_shards(layout: &Layout) -> Result<Vec<PathBuf>> {
+    shard_entries(layout, fs::FileType::is_symlink)
+}
+
+fn shard_entries(layout: &Layout, keep: impl Fn(&fs::FileType) -> bool) -> Result<Vec<PathBuf>> {
     let dir = layout.objects_dir();
     let Some(entries) = read_dir_optional(&dir)? else {
         return Ok(Vec::new());
@@ -206,7 +216,7 @@ pub(crate) fn shard_dirs(layout: &Layout) -> Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
         let name = entry.file_name();
-        if name.to_str().is_some_and(is_shard_name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if name.to_str().is_some_and(is_shard_name) && entry.file_type().is_ok_and(|t| keep(&t)) {
             shards.push(entry.path());
         }
     }

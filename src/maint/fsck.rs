@@ -345,6 +345,21 @@ fn list_objects(layout: &Layout, ids: &mut Vec<ObjectId>, problems: &mut Vec<Pro
             Err(e) => problems.push(Problem::io(&e, shard)),
         }
     }
+    // A symlinked shard is never followed: its objects count as missing,
+    // and the link itself is damage named here.
+    for link in files::symlinked_shards(layout).unwrap_or_default() {
+        let message = format!(
+            "'{}' is a symlink; object shards are never followed through one (replace it with a directory)",
+            link.display()
+        );
+        problems.push(Problem::new(
+            Severity::Damage,
+            ProblemKind::CorruptObject,
+            Some(link),
+            None,
+            message,
+        ));
+    }
 }
 
 fn stray(path: PathBuf) -> Problem {

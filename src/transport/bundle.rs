@@ -270,11 +270,21 @@ pub(crate) fn decode(input: &mut dyn Read, name: &Path, sink: &mut dyn Sink) -> 
         Err(e) => return Err(decode_error(e, name)),
     };
     let mut objects = 0usize;
+    let mut seen = std::collections::BTreeSet::new();
     for _ in 0..map_len {
         let mut budget = 4096;
+        let key_at = d.offset();
         let key = d
             .string(&mut budget, "a top-level key")
             .map_err(|e| decode_error(e, name))?;
+        // Python's unpacker keeps the last of a repeated key; processing
+        // both would diverge from it, so a repeat is refused.
+        if !seen.insert(key.clone()) {
+            return Err(Error::bundle(
+                BundleProblem::Shape,
+                format!("the top-level key {key:?} (byte {key_at}) appears twice"),
+            ));
+        }
         match key.as_str() {
             "commits" | "snapshots" => {
                 let len = d.array(&key).map_err(|e| decode_error(e, name))?;

@@ -500,19 +500,10 @@ pub fn clone_with(
     let base =
         std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
     let source = LocalTransport::open(url, &base, options.clone())?;
-    let dir = if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        base.join(dir)
-    };
-    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
-        return Err(Error::Input {
-            path: dir,
-            reason: "the clone's directory exists and is not empty".to_owned(),
-        });
-    }
-    let parent = dir.parent().unwrap_or(Path::new("/"));
-    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let (parent, name) = clone_destination(&base, dir)?;
+    let dir = parent.join(&name);
+    let parent = parent.as_path();
+    let name = name.to_string_lossy();
     let stem = format!("{CLONE_TEMP_PREFIX}{name}-");
     remove_dead_clone_temps(parent, &stem);
     let suffix = uuid::Uuid::new_v4().simple();
@@ -562,12 +553,70 @@ pub fn clone_with(
         let _ = std::fs::remove_dir_all(&temp);
         return Err(e);
     }
-    if dir.exists() {
-        writer.remove_dir(&dir)?;
+    // rename(2) replaces an empty directory at `dir` atomically; one that
+    // gained an entry meanwhile (a concurrent clone's, say) makes it fail.
+    if let Err(e) = writer.rename_file(&temp, &dir) {
+        let _ = std::fs::remove_dir_all(&temp);
+        if std::fs::symlink_metadata(&dir).is_ok() {
+            return Err(not_empty(dir));
+        }
+        return Err(e.into());
     }
-    writer.rename_file(&temp, &dir)?;
     drop(live);
     Repository::open_with(&dir, options.clone())
+}
+
+fn not_empty(dir: PathBuf) -> Error {
+    Error::Input {
+        path: dir,
+        reason: "the clone's directory exists and is not empty".to_owned(),
+    }
+}
+
+/// Where a clone into `dir` goes: its parent directory (which must exist,
+/// symlinks in it resolved) and its name. Checked before any work is done:
+/// `dir` must be absent or an empty real directory (not a symlink), must
+/// name a directory (not end in `..`; `..` before its name is resolved
+/// with the parent), and must not be the current
+/// directory or hold it (the clone replaces the directory at `dir`).
+fn clone_destination(base: &Path, dir: &Path) -> Result<(PathBuf, std::ffi::OsString)> {
+    let joined: PathBuf = base.join(dir).components().collect();
+    let refuse = |reason: &str| Error::Input {
+        path: dir.to_path_buf(),
+        reason: reason.to_owned(),
+    };
+    let (Some(parent), Some(name)) = (joined.parent(), joined.file_name()) else {
+        return Err(refuse("the clone's destination must name a directory"));
+    };
+    let parent = std::fs::canonicalize(parent).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            refuse("the clone's parent directory does not exist")
+        } else {
+            Error::io("find the clone's parent directory", parent, e)
+        }
+    })?;
+    let target = parent.join(name);
+    match std::fs::symlink_metadata(&target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("stat the clone's directory", target, e)),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(refuse(
+                "the clone's destination is a symlink; name a new or empty directory",
+            ));
+        }
+        Ok(meta) if !meta.is_dir() => return Err(not_empty(target)),
+        Ok(_) => {
+            if std::fs::read_dir(&target).map_or(true, |mut d| d.next().is_some()) {
+                return Err(not_empty(target));
+            }
+            if std::fs::canonicalize(base).is_ok_and(|cwd| cwd.starts_with(&target)) {
+                return Err(refuse(
+                    "cannot clone into the current directory (the clone replaces it); name a new directory",
+                ));
+            }
+        }
+    }
+    Ok((parent, name.to_owned()))
 }
 
 /// Locks the clone directory `temp` for as long as the returned handle
@@ -603,8 +652,14 @@ fn remove_dead_clone_temps(parent: &Path, stem: &str) {
         let Some(named) = named.to_str() else {
             continue;
         };
-        let ours = named.starts_with(stem);
-        let never_locked = named.starts_with(CLONE_UNLOCKED_PREFIX);
+        // Only names a clone makes: the prefix, then exactly a simple uuid.
+        let made_by_clone = |prefix: &str| {
+            named.strip_prefix(prefix).is_some_and(|rest| {
+                rest.len() == 32 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            })
+        };
+        let ours = made_by_clone(stem);
+        let never_locked = made_by_clone(CLONE_UNLOCKED_PREFIX);
         if !(ours || never_locked) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }

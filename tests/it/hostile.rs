@@ -561,3 +561,28 @@ fn a_muse_component_inside_a_ref_name_does_not_hide_a_symlinked_directory() -> T
     )?;
     Ok(())
 }
+
+/// A symlinked object shard (`objects/ab` pointing elsewhere) is damage
+/// fsck names, whether or not its objects are still reachable through it.
+#[test]
+fn fsck_names_a_symlinked_object_shard() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let work = base.path().join("work");
+    let (code, _, err) = muse(base.path(), &["init", "work"])?;
+    assert_eq!(code, 0, "{err}");
+    fs::write(work.join("a.txt"), "one\n")?;
+    let (code, _, err) = muse(&work, &["commit", "-m", "one"])?;
+    assert_eq!(code, 0, "{err}");
+    let objects = work.join(".muse/objects");
+    let shard = fs::read_dir(&objects)?.next().ok_or("no shard")??.path();
+    let outside = base.path().join("outside");
+    fs::rename(&shard, &outside)?;
+    std::os::unix::fs::symlink(&outside, &shard)?;
+    let (code, report, _) = muse(&work, &["fsck"])?;
+    assert_eq!(code, 1, "fsck of a symlinked shard: {report}");
+    assert!(
+        report.contains(&shard.display().to_string()) && report.contains("symlink"),
+        "fsck names the symlinked shard: {report}"
+    );
+    Ok(())
+}

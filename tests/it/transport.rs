@@ -838,6 +838,15 @@ fn hostile_bundles_store_nothing_and_name_the_problem() -> TestResult {
     dup.extend_from_slice(b"content");
     dup.extend_from_slice(&[0xc4, 0x00]);
     raw.push(("content twice", dup, BundleProblem::Shape, "twice"));
+    // A top-level key twice: both copies would be processed (the reference
+    // keeps only the last).
+    let mut top = vec![0x82, 0xa7];
+    top.extend_from_slice(b"objects");
+    top.push(0x90);
+    top.push(0xa7);
+    top.extend_from_slice(b"objects");
+    top.push(0x90);
+    raw.push(("top-level key twice", top, BundleProblem::Shape, "twice"));
     for (what, bytes, problem, needle) in &raw {
         refused(&dst, bytes, Some(*problem), needle, what)?;
         *counts.entry(what).or_default() += 1;
@@ -1206,6 +1215,111 @@ fn a_corrupt_object_at_the_sender_is_named_as_the_cause() -> TestResult {
     Ok(())
 }
 
+/// An unusable destination is refused before anything is fetched (exit 1,
+/// naming it), and nothing is left beside it; `dir/.` and `../dir` are
+/// ordinary names; of clones racing into one place exactly one lands and
+/// the others fail cleanly, leaving no temp directory.
+#[test]
+fn clone_refuses_an_unusable_destination_before_any_work() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    let url = remote.work_tree().display().to_string();
+    let b = base.path().join("place");
+    fs::create_dir(&b)?;
+    fs::create_dir(b.join("empty"))?;
+    fs::create_dir(b.join("full"))?;
+    fs::write(b.join("full/keep"), "k")?;
+    fs::write(b.join("file"), "f")?;
+    fs::create_dir(b.join("target"))?;
+    std::os::unix::fs::symlink(b.join("target"), b.join("link"))?;
+    std::os::unix::fs::symlink(b.join("nowhere"), b.join("dangling"))?;
+    let leftovers = |dir: &Path| -> TestResult<Vec<String>> {
+        Ok(fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|n| n.starts_with(".muse-tmp-clon"))
+            .collect())
+    };
+    for (cwd, dest, why) in [
+        (b.join("empty"), ".", "current directory"),
+        (b.clone(), "empty/..", "must name a directory"),
+        (b.clone(), "full", "not empty"),
+        (b.clone(), "file", "not empty"),
+        (b.clone(), "link", "symlink"),
+        (b.clone(), "dangling", "symlink"),
+        (b.clone(), "nope/deeper", "parent directory does not exist"),
+    ] {
+        let (code, out) = cli(&cwd, &["clone", &url, dest])?;
+        assert_eq!(code, 1, "clone into {dest:?}: {out}");
+        assert!(
+            out.contains(why),
+            "clone into {dest:?} says why ({why}): {out}"
+        );
+        assert!(
+            !out.contains("Fetched"),
+            "{dest:?}: refused only after fetching: {out}"
+        );
+        assert_eq!(
+            leftovers(&b)?,
+            Vec::<String>::new(),
+            "{dest:?} left temp directories"
+        );
+        assert_eq!(
+            leftovers(&cwd)?,
+            Vec::<String>::new(),
+            "{dest:?} left temp directories"
+        );
+    }
+    assert_eq!(
+        fs::read_dir(b.join("empty"))?.count(),
+        0,
+        "the current directory was changed"
+    );
+    assert_eq!(
+        fs::read_dir(b.join("target"))?.count(),
+        0,
+        "written through the symlink"
+    );
+    assert_eq!(fs::read(b.join("full/keep"))?, b"k");
+    assert!(!b.join("nowhere").exists());
+
+    // Ordinary spellings of a name.
+    ok(&b, &["clone", &url, "empty/."])?;
+    assert!(b.join("empty/a.txt").exists(), "clone into empty/.");
+    fs::create_dir(b.join("sub"))?;
+    ok(&b.join("sub"), &["clone", &url, "../sibling"])?;
+    assert!(b.join("sibling/a.txt").exists(), "clone into ../sibling");
+    ok(&b, &["clone", &url, "fresh/."])?;
+    assert!(b.join("fresh/a.txt").exists(), "clone into fresh/.");
+
+    // Racing clones into one place: one lands whole, the others say so.
+    let results: Vec<(i32, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| cli(&b, &["clone", &url, "raced"]).map_err(|e| e.to_string())))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("panicked".to_owned())))
+            .collect::<Result<_, _>>()
+    })?;
+    let landed = results.iter().filter(|(code, _)| *code == 0).count();
+    assert_eq!(landed, 1, "exactly one racing clone lands: {results:?}");
+    for (code, out) in &results {
+        assert!(
+            *code == 0 || (*code == 1 && out.contains("exists and is not empty")),
+            "a losing clone fails cleanly: {code} {out}"
+        );
+    }
+    assert_eq!(
+        leftovers(&b)?,
+        Vec::<String>::new(),
+        "racing clones left temp directories"
+    );
+    healthy(&b.join("raced"), "the clone that landed")?;
+    Ok(())
+}
+
 /// A clone removes the temp directories dead clones left beside its
 /// destination: `.muse-tmp-clone-<name>-*` whose lock is free, and
 /// `.muse-tmp-cloning-*` (killed before it locked) once older than the
@@ -1217,19 +1331,34 @@ fn clone_removes_only_dead_clones_temp_directories() -> TestResult {
     let remote = remote_repo(base.path())?;
     let url = remote.work_tree().display().to_string();
     let b = base.path();
-    let dead = b.join(".muse-tmp-clone-mine-dead");
-    let live = b.join(".muse-tmp-clone-mine-live");
-    let other = b.join(".muse-tmp-clone-theirs-dead");
-    let old_unlocked = b.join(".muse-tmp-cloning-old");
-    let new_unlocked = b.join(".muse-tmp-cloning-new");
+    let hex = |c: char| c.to_string().repeat(32);
+    let dead = b.join(format!(".muse-tmp-clone-mine-{}", hex('a')));
+    let live = b.join(format!(".muse-tmp-clone-mine-{}", hex('b')));
+    let other = b.join(format!(".muse-tmp-clone-theirs-{}", hex('c')));
+    let old_unlocked = b.join(format!(".muse-tmp-cloning-{}", hex('d')));
+    let new_unlocked = b.join(format!(".muse-tmp-cloning-{}", hex('e')));
     let target = b.join("precious");
-    for d in [&dead, &live, &other, &old_unlocked, &new_unlocked, &target] {
+    // Names a clone never makes: a user's, however alike.
+    let alike = [
+        b.join(".muse-tmp-clone-mine-backup"),
+        b.join(format!(".muse-tmp-clone-mine-{}", hex('A'))),
+        b.join(format!(".muse-tmp-clone-mine-{}0", hex('a'))),
+        b.join(".muse-tmp-cloning-old"),
+    ];
+    for d in [&dead, &live, &other, &old_unlocked, &new_unlocked, &target]
+        .into_iter()
+        .chain(&alike)
+    {
         fs::create_dir(d)?;
         fs::write(d.join("f"), "x")?;
     }
-    std::os::unix::fs::symlink(&target, b.join(".muse-tmp-clone-mine-link"))?;
+    std::os::unix::fs::symlink(
+        &target,
+        b.join(format!(".muse-tmp-clone-mine-{}", hex('f'))),
+    )?;
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
     fs::File::open(&old_unlocked)?.set_modified(old)?;
+    fs::File::open(&alike[3])?.set_modified(old)?;
     let held = fs::File::open(&live)?;
     held.lock()?;
     ok(b, &["clone", &url, "mine"])?;
@@ -1245,6 +1374,13 @@ fn clone_removes_only_dead_clones_temp_directories() -> TestResult {
     );
     assert!(other.join("f").exists(), "another name's temp was removed");
     assert!(target.join("f").exists(), "removed through a symlink");
+    for d in &alike {
+        assert!(
+            d.join("f").exists(),
+            "{} is not a clone's, yet removed",
+            d.display()
+        );
+    }
     drop(held);
     Ok(())
 }
