@@ -66,30 +66,70 @@ impl ObjectId {
                 "wrong length"
             }));
         }
-        if !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        // One pass through a table (ids are parsed by the million when
+        // manifests are read): any byte outside 0-9a-f marks the pair bad.
+        let mut out = [0u8; 32];
+        let mut bad = 0u8;
+        for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            let (hi, lo) = (
+                HEX_VALUE[usize::from(pair[0])],
+                HEX_VALUE[usize::from(pair[1])],
+            );
+            bad |= (hi | lo) & INVALID_HEX;
+            *byte = (hi << 4) | (lo & 0x0f);
+        }
+        if bad != 0 {
             return Err(invalid(if text.bytes().any(|b| b.is_ascii_uppercase()) {
                 "upper-case characters"
             } else {
                 "characters other than 0-9 and a-f"
             }));
         }
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(text, &mut out).map_err(|_| invalid("not hexadecimal"))?;
         Ok(Self(out))
     }
 
     /// The id as 64 lowercase hex characters.
     #[must_use]
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        // ASCII by construction.
+        String::from_utf8_lossy(&self.hex_bytes()).into_owned()
+    }
+
+    /// The 64 lowercase hex characters of the id, as bytes.
+    pub(crate) fn hex_bytes(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 64];
+        for (pair, byte) in buf.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        buf
     }
 }
 
+/// Marks a byte that is not a lowercase hex digit in [`HEX_VALUE`].
+const INVALID_HEX: u8 = 0x80;
+
+/// The value of each lowercase hex digit; [`INVALID_HEX`] for every other
+/// byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [INVALID_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; 64];
-        // Cannot fail: the buffer is exactly twice the digest length.
-        hex::encode_to_slice(self.0, &mut buf).map_err(|_| fmt::Error)?;
+        let buf = self.hex_bytes();
         // Hex output is ASCII.
         f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
@@ -178,6 +218,37 @@ mod tests {
         ] {
             let err = ObjectId::from_hex(&bad).expect_err(&bad);
             assert!(err.to_string().contains("SHA-256"), "{err}");
+        }
+    }
+
+    /// The table-driven codec agrees with an independent one on every
+    /// byte value in every position, and refuses every byte that is not a
+    /// lowercase hex digit in every position.
+    #[test]
+    fn hex_codec_agrees_with_the_hex_crate_and_refuses_every_other_byte() {
+        let mut bytes = [0u8; 32];
+        for round in 0..256u32 {
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = (round as u8).wrapping_add((i as u8).wrapping_mul(37));
+            }
+            let id = ObjectId(bytes);
+            let text = hex::encode(bytes);
+            assert_eq!(id.to_hex(), text);
+            assert_eq!(id.to_string(), text);
+            assert_eq!(ObjectId::from_hex(&text).unwrap(), id);
+        }
+        let good = ObjectId::hash(b"x").to_hex();
+        for position in 0..64 {
+            for byte in 0..=255u8 {
+                if byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte) {
+                    continue;
+                }
+                let mut text = good.clone().into_bytes();
+                text[position] = byte;
+                if let Ok(text) = String::from_utf8(text) {
+                    assert!(ObjectId::from_hex(&text).is_err(), "{text:?} accepted");
+                }
+            }
         }
     }
 

@@ -137,13 +137,25 @@ fn record_integrity(
 /// Reads the record at `path`, checking its id against its fields and, when
 /// the file is named `<id>.json`, against its name.
 fn read_record<R: Record>(path: &Path) -> Result<R> {
+    read_record_as::<R>(path, false).map(|(record, _)| record)
+}
+
+/// [`read_record`], with the file's JSON as it is stored when `raw` (the
+/// very bytes that verified, read once).
+fn read_record_as<R: Record>(path: &Path, raw: bool) -> Result<(R, Option<serde_json::Value>)> {
     // Never followed nor blocked on: a received repository may hold a
     // symlink or a FIFO under a record's name.
     let bytes = crate::files::read_existing(path, "read record")?;
-    let record: R = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+    let invalid = |e: serde_json::Error| Error::Corrupt {
         path: path.to_path_buf(),
         reason: format!("not a valid {} record: {e}", R::KIND),
-    })?;
+    };
+    let (record, value) = if raw {
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+        (R::deserialize(&value).map_err(invalid)?, Some(value))
+    } else {
+        (serde_json::from_slice(&bytes).map_err(invalid)?, None)
+    };
     let stored = record.stored_id();
     let computed = record.computed_id();
     if stored != computed {
@@ -179,17 +191,7 @@ fn read_record<R: Record>(path: &Path) -> Result<R> {
             stored,
         ));
     }
-    Ok(record)
-}
-
-/// The JSON of a record file just verified (records are immutable, so it
-/// is the text that verified).
-fn read_raw(path: &Path) -> Result<serde_json::Value> {
-    let bytes = fs::read(path).map_err(|e| Error::io("read record", path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("not valid JSON: {e}"),
-    })
+    Ok((record, value))
 }
 
 /// The commit and snapshot records of one repository.
@@ -280,15 +282,13 @@ impl RecordStore {
     /// stored as (its key order, its unknown fields), for sending it on as
     /// stored.
     pub fn read_commit_raw(&self, id: &ObjectId) -> Result<(CommitRecord, serde_json::Value)> {
-        let record = self.read_commit(id)?;
-        Ok((record, read_raw(&self.layout.commit_path(id))?))
+        Self::read_by_id_raw(self.layout.commit_path(id), id)
     }
 
     /// [`RecordStore::read_snapshot`] with the stored JSON, as
     /// [`RecordStore::read_commit_raw`].
     pub fn read_snapshot_raw(&self, id: &ObjectId) -> Result<(SnapshotRecord, serde_json::Value)> {
-        let record = self.read_snapshot(id)?;
-        Ok((record, read_raw(&self.layout.snapshot_path(id))?))
+        Self::read_by_id_raw(self.layout.snapshot_path(id), id)
     }
 
     /// Whether a commit record file exists for `id` (not verified).
@@ -329,6 +329,19 @@ impl RecordStore {
     }
 
     fn read_by_id<R: Record>(path: PathBuf, id: &ObjectId) -> Result<R> {
+        Self::read_by_id_as(path, id, false).map(|(record, _)| record)
+    }
+
+    fn read_by_id_raw<R: Record>(path: PathBuf, id: &ObjectId) -> Result<(R, serde_json::Value)> {
+        let (record, raw) = Self::read_by_id_as(path, id, true)?;
+        Ok((record, raw.unwrap_or(serde_json::Value::Null)))
+    }
+
+    fn read_by_id_as<R: Record>(
+        path: PathBuf,
+        id: &ObjectId,
+        raw: bool,
+    ) -> Result<(R, Option<serde_json::Value>)> {
         match fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::RecordNotFound {
@@ -345,7 +358,7 @@ impl RecordStore {
             }
             Ok(_) => {}
         }
-        read_record(&path)
+        read_record_as(&path, raw)
     }
 
     fn write_record<R: Record>(&self, path: &Path, record: &R) -> Result<bool> {

@@ -66,6 +66,22 @@ impl SnapshotRecord {
 /// string.
 #[must_use]
 pub fn snapshot_id(manifest: &BTreeMap<String, ObjectId>) -> ObjectId {
+    // Without a NUL in any path, the map's byte order of the paths is the
+    // byte order of the joined `path NUL id` strings (a path that is a
+    // prefix of another sorts first either way, NUL being the least byte),
+    // so the entries are hashed in place, nothing built or sorted.
+    if !manifest.keys().any(|path| path.as_bytes().contains(&0)) {
+        let mut hasher = Hasher::new();
+        for (i, (path, id)) in manifest.iter().enumerate() {
+            if i > 0 {
+                hasher.update(b"\0");
+            }
+            hasher.update(path.as_bytes());
+            hasher.update(b"\0");
+            hasher.update(&id.hex_bytes());
+        }
+        return hasher.finish();
+    }
     let mut entries: Vec<String> = manifest
         .iter()
         .map(|(path, id)| format!("{path}\0{id}"))

@@ -312,3 +312,38 @@ fn unknown_and_missing_fields_are_tolerated() -> TestResult {
     );
     Ok(())
 }
+
+/// The in-place hashing of `snapshot_id` agrees with the format's own
+/// statement (join, sort the joined strings, join with NUL) on manifests
+/// whose paths are prefixes of each other and differ at every kind of byte.
+#[test]
+fn snapshot_id_hashes_in_place_as_the_sorted_joined_entries() {
+    let by_the_format = |manifest: &BTreeMap<String, ObjectId>| {
+        let mut entries: Vec<String> = manifest
+            .iter()
+            .map(|(path, id)| format!("{path}\0{}", id.to_hex()))
+            .collect();
+        entries.sort();
+        ObjectId::hash(entries.join("\0").as_bytes())
+    };
+    let names = [
+        "a", "a/b", "a-b", "a.b", "a b", "a/b/c", "ab", "b", "é", "e\u{301}", "z/a", "~", "A",
+        "a\u{7f}",
+    ];
+    for mask in 0u32..(1 << names.len()) {
+        if mask % 7 != 0 && mask.count_ones() > 3 {
+            continue;
+        }
+        let manifest: BTreeMap<String, ObjectId> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(i, n)| ((*n).to_owned(), ObjectId::hash(&[i as u8])))
+            .collect();
+        assert_eq!(
+            snapshot_id(&manifest),
+            by_the_format(&manifest),
+            "{manifest:?}"
+        );
+    }
+}

@@ -22,6 +22,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::path::Path;
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::msgpack::{self, DecodeError, Decoder, Head};
@@ -487,23 +488,26 @@ pub(crate) fn commit_entry(index: usize, value: Value) -> Result<CommitRecord> {
 
 /// A snapshot entry as a verified record: id well-formed and recomputed,
 /// every manifest path through the path policy.
-pub(crate) fn snapshot_entry(index: usize, value: Value) -> Result<SnapshotRecord> {
+pub(crate) fn snapshot_entry(index: usize, value: &Value) -> Result<SnapshotRecord> {
     let what = format!("snapshot entry {index}");
-    let id = entry_id(&value, "snapshot_id", &what)?;
-    if let Some(Value::Object(manifest)) = value.get("manifest") {
-        // Object ids first: a bad one is named as an id, not as a parse error.
-        for (path, object) in manifest {
-            if let Value::String(text) = object {
-                parse_id(text, &format!("snapshot {id}: the object of {path:?}"))?;
+    let id = entry_id(value, "snapshot_id", &what)?;
+    let record = match SnapshotRecord::deserialize(value) {
+        Ok(record) => record,
+        Err(e) => {
+            // A bad object id is named as an id, not as a parse error.
+            if let Some(Value::Object(manifest)) = value.get("manifest") {
+                for (path, object) in manifest {
+                    if let Value::String(text) = object {
+                        parse_id(text, &format!("snapshot {id}: the object of {path:?}"))?;
+                    }
+                }
             }
+            return Err(Error::bundle(
+                BundleProblem::Shape,
+                format!("snapshot {id}: not a snapshot record: {e}"),
+            ));
         }
-    }
-    let record: SnapshotRecord = serde_json::from_value(value).map_err(|e| {
-        Error::bundle(
-            BundleProblem::Shape,
-            format!("snapshot {id}: not a snapshot record: {e}"),
-        )
-    })?;
+    };
     if let Err(refused) = crate::name::check_manifest(record.manifest.keys().map(String::as_str)) {
         return Err(Error::bundle(
             BundleProblem::RefusedPath,
@@ -639,7 +643,7 @@ impl Sink for VerifySink {
 
     fn snapshot(&mut self, index: usize, value: Value) -> Result<()> {
         self.report.snapshots_checked += 1;
-        match snapshot_entry(index, value.clone()) {
+        match snapshot_entry(index, &value) {
             Ok(record) => {
                 for (path, object) in &record.manifest {
                     self.wanted_objects

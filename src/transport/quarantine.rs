@@ -260,7 +260,7 @@ impl Sink for Receiver<'_> {
     }
 
     fn snapshot(&mut self, index: usize, value: Value) -> Result<()> {
-        let record = bundle::snapshot_entry(index, value)?;
+        let record = bundle::snapshot_entry(index, &value)?;
         let id = record.snapshot_id;
         if !self.snapshot_set.insert(id) {
             return Ok(());
