@@ -79,10 +79,19 @@ fn path_problem(path: &str) -> Option<&'static str> {
 /// points, and the 8.3 short forms.
 #[must_use]
 pub fn names_metadata(component: &str) -> bool {
+    const NAMES: [&str; 4] = [".git", ".muse", "git~1", "muse~1"];
+    let is_one = |name: &str| {
+        let name = name.split(':').next().unwrap_or_default();
+        let name = name.trim_end_matches(['.', ' ']);
+        NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+    };
+    // The ignorable code points are not ASCII: an ASCII name (nearly every
+    // one) is compared as it is, without building a copy.
+    if component.is_ascii() {
+        return is_one(component);
+    }
     let visible: String = component.chars().filter(|c| !hfs_ignorable(*c)).collect();
-    let name = visible.split(':').next().unwrap_or_default();
-    let name = name.trim_end_matches(['.', ' ']).to_ascii_lowercase();
-    matches!(name.as_str(), ".git" | ".muse" | "git~1" | "muse~1")
+    is_one(&visible)
 }
 
 /// The code points HFS+ drops when it compares names (git's
