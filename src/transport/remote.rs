@@ -165,6 +165,28 @@ fn stream(
     })
 }
 
+impl LocalTransport {
+    /// A record missing on the remote side names the remote: a branch tip
+    /// (one of `wants`) or a parent it does not have is its damage, not an
+    /// id this user asked for.
+    fn remote_damage(&self, error: Error, wants: &[ObjectId]) -> Error {
+        let remote = self.remote.work_tree().display();
+        match error {
+            Error::RecordNotFound { kind, id } if wants.contains(&id) => Error::MissingRecord {
+                kind,
+                id,
+                named_by: format!("a branch of the remote repository '{remote}'"),
+            },
+            Error::MissingRecord { kind, id, named_by } => Error::MissingRecord {
+                kind,
+                id,
+                named_by: format!("{named_by} in the remote repository '{remote}'"),
+            },
+            other => other,
+        }
+    }
+}
+
 impl Transport for LocalTransport {
     fn list_refs(&self) -> Result<Vec<(BranchName, ObjectId)>> {
         let mut out: Vec<_> = self
@@ -194,7 +216,8 @@ impl Transport for LocalTransport {
     ) -> Result<Unpacked> {
         let _guard = into.write_guard()?;
         let _remote_guard = self.remote.write_guard()?;
-        let commits = commits_to_send(&self.remote, wants, haves)?;
+        let commits = commits_to_send(&self.remote, wants, haves)
+            .map_err(|e| self.remote_damage(e, wants))?;
         stream(&self.remote, into, &commits, haves, progress)
     }
 

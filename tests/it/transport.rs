@@ -1215,6 +1215,49 @@ fn a_corrupt_object_at_the_sender_is_named_as_the_cause() -> TestResult {
     Ok(())
 }
 
+/// A remote whose branch names a commit it does not have, or whose history
+/// lacks a parent, is named as the damaged one: the clone fails saying
+/// which repository and what names the missing record, and leaves nothing.
+#[test]
+fn a_missing_record_at_the_remote_names_the_remote() -> TestResult {
+    let base = tempfile::tempdir()?;
+    let remote = remote_repo(base.path())?;
+    let root = remote.work_tree().to_path_buf();
+    let url = root.display().to_string();
+    let first = remote.refs().head_commit()?.ok_or("tip")?;
+    let second = remote
+        .commit_files([("b.txt", &b"b\n"[..])], &NewCommit::new("second"))?
+        .commit
+        .commit_id;
+    remote.refs().update(
+        &muse_store::BranchName::new("shared")?,
+        second,
+        Expected::Value(first),
+        "test: shared to the second commit",
+    )?;
+    // The parent of both tips is gone.
+    fs::remove_file(remote.layout().commit_path(&first))?;
+    let (code, out) = cli(base.path(), &["clone", &url, "c1"])?;
+    assert_ne!(code, 0, "clone of a remote missing a parent: {out}");
+    assert!(
+        out.contains(&first.to_hex()) && out.contains(&format!("in the remote repository '{url}'")),
+        "the error names the missing parent and the remote: {out}"
+    );
+    assert!(!base.path().join("c1").exists());
+    // A branch names a commit that is not there at all.
+    let ghost = ObjectId::hash(b"no such commit");
+    fs::write(root.join(".muse/refs/heads/shared"), format!("{ghost}\n"))?;
+    let (code, out) = cli(base.path(), &["clone", &url, "c2"])?;
+    assert_ne!(code, 0, "clone of a branch naming a missing commit: {out}");
+    assert!(
+        out.contains(&ghost.to_hex())
+            && out.contains(&format!("a branch of the remote repository '{url}'")),
+        "the error names the missing tip and the remote: {out}"
+    );
+    assert!(!base.path().join("c2").exists());
+    Ok(())
+}
+
 /// An unusable destination is refused before anything is fetched (exit 1,
 /// naming it), and nothing is left beside it; `dir/.` and `../dir` are
 /// ordinary names; of clones racing into one place exactly one lands and
