@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 
 use crate::durable::is_temp_name;
 use crate::error::{Error, Result};
-use crate::id::ObjectId;
+use crate::id::{ObjectId, is_lower_hex};
 use crate::layout::Layout;
 
 /// What a file type is, in an error message ("a symbolic link").
@@ -193,7 +193,7 @@ fn read_dir_optional(dir: &Path) -> Result<Option<fs::ReadDir>> {
 
 /// Whether a name is a two-hex-digit object shard.
 fn is_shard_name(name: &str) -> bool {
-    name.len() == 2 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    name.len() == 2 && is_lower_hex(name.as_bytes())
 }
 
 /// The `objects/<2 hex>/` directories, sorted (real directories only).

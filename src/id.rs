@@ -107,6 +107,14 @@ impl ObjectId {
     }
 }
 
+/// Whether `bytes` are all lowercase hex digits (`0-9a-f`), the alphabet
+/// of ids, their prefixes and the names built from them.
+pub(crate) fn is_lower_hex(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| HEX_VALUE[usize::from(*b)] != INVALID_HEX)
+}
+
 /// Marks a byte that is not a lowercase hex digit in [`HEX_VALUE`].
 const INVALID_HEX: u8 = 0x80;
 

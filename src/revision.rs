@@ -25,7 +25,7 @@
 //! candidate.
 
 use crate::error::{Error, Result};
-use crate::id::ObjectId;
+use crate::id::{ObjectId, is_lower_hex};
 use crate::name::BranchName;
 use crate::refs::{Head, RefState};
 use crate::repo::Repository;
@@ -127,10 +127,6 @@ fn parse_steps(text: &str) -> std::result::Result<Vec<Step>, &'static str> {
         });
     }
     Ok(steps)
-}
-
-fn is_lower_hex(text: &str) -> bool {
-    text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl Repository {
@@ -370,7 +366,10 @@ impl Repository {
                 Err(unknown("no commit with this id is stored"))
             };
         }
-        if syntax.prefixes && (MIN_PREFIX..64).contains(&base.len()) && is_lower_hex(base) {
+        if syntax.prefixes
+            && (MIN_PREFIX..64).contains(&base.len())
+            && is_lower_hex(base.as_bytes())
+        {
             let candidates = self.records().commits_with_prefix(base)?;
             return match candidates.as_slice() {
                 [id] => Ok(found(*id, RevisionBase::Prefix)),

@@ -28,7 +28,7 @@ use std::path::Path;
 
 use crate::durable::DurableWriter;
 use crate::error::{Error, Result};
-use crate::id::ObjectId;
+use crate::id::{ObjectId, is_lower_hex};
 
 /// One reflog line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,11 +210,10 @@ fn extend_last(log: &mut Reflog, pending: &mut Vec<(usize, &str, u64)>) {
 /// from messages (C0 controls other than tab, DEL, C1 controls).
 fn is_continuation(line: &str) -> bool {
     let bytes = line.as_bytes();
-    let hex = |b: &[u8]| b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
     let starts_like_entry = bytes.len() > 130
-        && hex(&bytes[..64])
+        && is_lower_hex(&bytes[..64])
         && bytes[64] == b' '
-        && hex(&bytes[65..129])
+        && is_lower_hex(&bytes[65..129])
         && bytes[129] == b' ';
     !starts_like_entry && !line.chars().any(|c| c != '\t' && c.is_control())
 }

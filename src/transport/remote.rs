@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use super::bundle::{commits_to_send, objects_covered_by, pack_commits};
 use super::quarantine::{Unpacked, unpack_guarded};
 use crate::error::{Error, Expected, PushRefusal, Result};
-use crate::id::ObjectId;
+use crate::id::{ObjectId, is_lower_hex};
 use crate::name::BranchName;
 use crate::progress::{NoProgress, Progress};
 use crate::refs::{Head, RefChange};
@@ -677,9 +677,9 @@ fn remove_dead_clone_temps(parent: &Path, stem: &str) {
         };
         // Only names a clone makes: the prefix, then exactly a simple uuid.
         let made_by_clone = |prefix: &str| {
-            named.strip_prefix(prefix).is_some_and(|rest| {
-                rest.len() == 32 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            })
+            named
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.len() == 32 && is_lower_hex(rest.as_bytes()))
         };
         let ours = made_by_clone(stem);
         let never_locked = made_by_clone(CLONE_UNLOCKED_PREFIX);
