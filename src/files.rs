@@ -198,30 +198,32 @@ fn is_shard_name(name: &str) -> bool {
 
 /// The `objects/<2 hex>/` directories, sorted (real directories only).
 pub(crate) fn shard_dirs(layout: &Layout) -> Result<Vec<PathBuf>> {
-    shard_entries(layout, fs::FileType::is_dir)
+    shards(layout).map(|(dirs, _)| dirs)
 }
 
-/// The names in `objects/` of the shard form that are symlinks: damage
-/// (never followed) for fsck to name.
-pub(crate) fn symlinked_shards(layout: &Layout) -> Result<Vec<PathBuf>> {
-    shard_entries(layout, fs::FileType::is_symlink)
-}
-
-fn shard_entries(layout: &Layout, keep: impl Fn(&fs::FileType) -> bool) -> Result<Vec<PathBuf>> {
+/// One listing of `objects/`: the shard directories and the names of the
+/// shard form that are symlinks (never followed; damage for fsck to name),
+/// each sorted.
+pub(crate) fn shards(layout: &Layout) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let dir = layout.objects_dir();
+    let (mut dirs, mut links) = (Vec::new(), Vec::new());
     let Some(entries) = read_dir_optional(&dir)? else {
-        return Ok(Vec::new());
+        return Ok((dirs, links));
     };
-    let mut shards = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
-        let name = entry.file_name();
-        if name.to_str().is_some_and(is_shard_name) && entry.file_type().is_ok_and(|t| keep(&t)) {
-            shards.push(entry.path());
+        if !entry.file_name().to_str().is_some_and(is_shard_name) {
+            continue;
+        }
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => dirs.push(entry.path()),
+            Ok(t) if t.is_symlink() => links.push(entry.path()),
+            _ => {}
         }
     }
-    shards.sort();
-    Ok(shards)
+    dirs.sort();
+    links.sort();
+    Ok((dirs, links))
 }
 
 /// What a name in an object shard, or in a record directory, is.

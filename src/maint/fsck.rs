@@ -324,7 +324,7 @@ pub fn fsck(repo: &Repository, progress: &dyn Progress) -> Result<FsckReport> {
 
 /// Lists every object id; stray (non-object, non-temp) files are notes.
 fn list_objects(layout: &Layout, ids: &mut Vec<ObjectId>, problems: &mut Vec<Problem>) {
-    let shards = match files::shard_dirs(layout) {
+    let (shards, links) = match files::shards(layout) {
         Ok(s) => s,
         Err(e) => {
             problems.push(Problem::io(&e, layout.objects_dir()));
@@ -347,7 +347,7 @@ fn list_objects(layout: &Layout, ids: &mut Vec<ObjectId>, problems: &mut Vec<Pro
     }
     // A symlinked shard is never followed: its objects count as missing,
     // and the link itself is damage named here.
-    for link in files::symlinked_shards(layout).unwrap_or_default() {
+    for link in links {
         let message = format!(
             "'{}' is a symlink; object shards are never followed through one (replace it with a directory)",
             link.display()
