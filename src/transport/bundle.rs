@@ -271,7 +271,7 @@ pub(crate) fn decode(input: &mut dyn Read, name: &Path, sink: &mut dyn Sink) -> 
         Err(e) => return Err(decode_error(e, name)),
     };
     let mut objects = 0usize;
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for _ in 0..map_len {
         let mut budget = 4096;
         let key_at = d.offset();
