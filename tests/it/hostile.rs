@@ -397,6 +397,17 @@ fn an_interrupted_checkout_whose_branch_moved_detaches_head_and_a_bad_journal_st
     Ok(())
 }
 
+/// `base/work`, made by `muse init` with one commit of `a.txt`.
+fn committed_work(base: &Path) -> TestResult<std::path::PathBuf> {
+    let work = base.join("work");
+    let (code, _, err) = muse(base, &["init", "work"])?;
+    assert_eq!(code, 0, "{err}");
+    fs::write(work.join("a.txt"), "one\n")?;
+    let (code, _, err) = muse(&work, &["commit", "-m", "one"])?;
+    assert_eq!(code, 0, "{err}");
+    Ok(work)
+}
+
 /// A received repository whose `.muse/` holds a symlinked directory at any
 /// depth (`logs/refs`, `refs/heads`, `objects`, `commits`, a remote's
 /// tracking directory) never has the repository's own writes go
@@ -414,12 +425,7 @@ fn a_symlinked_directory_inside_muse_is_never_written_through() -> TestResult {
         "remotes/origin",
     ] {
         let base = tempfile::tempdir()?;
-        let work = base.path().join("work");
-        let (code, _, err) = muse(base.path(), &["init", "work"])?;
-        assert_eq!(code, 0, "{err}");
-        fs::write(work.join("a.txt"), "one\n")?;
-        let (code, _, err) = muse(&work, &["commit", "-m", "one"])?;
-        assert_eq!(code, 0, "{err}");
+        let work = committed_work(base.path())?;
         let source = base.path().join("source");
         let (code, _, err) = muse(base.path(), &["clone", "work", "source"])?;
         assert_eq!(code, 0, "{err}");
@@ -567,12 +573,7 @@ fn a_muse_component_inside_a_ref_name_does_not_hide_a_symlinked_directory() -> T
 #[test]
 fn fsck_names_a_symlinked_object_shard() -> TestResult {
     let base = tempfile::tempdir()?;
-    let work = base.path().join("work");
-    let (code, _, err) = muse(base.path(), &["init", "work"])?;
-    assert_eq!(code, 0, "{err}");
-    fs::write(work.join("a.txt"), "one\n")?;
-    let (code, _, err) = muse(&work, &["commit", "-m", "one"])?;
-    assert_eq!(code, 0, "{err}");
+    let work = committed_work(base.path())?;
     let objects = work.join(".muse/objects");
     let shard = fs::read_dir(&objects)?.next().ok_or("no shard")??.path();
     let outside = base.path().join("outside");

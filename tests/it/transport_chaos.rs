@@ -275,7 +275,7 @@ fn clone_fetch_and_push_killed_at_random_points_lose_nothing_and_leave_nothing()
         };
         let t = tally.entry(op).or_default();
         t.rounds += 1;
-        match op {
+        let killed = match op {
             Op::Clone => {
                 let name = format!("c{round}");
                 let dest = base.join(&name);
@@ -310,11 +310,7 @@ fn clone_fetch_and_push_killed_at_random_points_lose_nothing_and_leave_nothing()
                     .into());
                 }
                 std::fs::remove_dir_all(&dest)?;
-                if killed {
-                    t.killed += 1;
-                } else {
-                    t.finished += 1;
-                }
+                killed
             }
             Op::Fetch => {
                 // Someone else moves the remote: b pulls, commits, pushes
@@ -363,11 +359,7 @@ fn clone_fetch_and_push_killed_at_random_points_lose_nothing_and_leave_nothing()
                     )
                     .into());
                 }
-                if killed {
-                    t.killed += 1;
-                } else {
-                    t.finished += 1;
-                }
+                killed
             }
             Op::Push => {
                 muse_ok(&a, &["pull"])?;
@@ -418,12 +410,13 @@ fn clone_fetch_and_push_killed_at_random_points_lose_nothing_and_leave_nothing()
                     )
                     .into());
                 }
-                if killed {
-                    t.killed += 1;
-                } else {
-                    t.finished += 1;
-                }
+                killed
             }
+        };
+        if killed {
+            t.killed += 1;
+        } else {
+            t.finished += 1;
         }
         let entries = push_entries(&remote_root)?;
         if entries != pushes {
